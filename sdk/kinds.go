@@ -1,0 +1,127 @@
+package sdk
+
+import "context"
+
+// Info names a plugin.
+type Info struct {
+	Name         string // e.g. "socket": the binary is loco-plugin-<kind>-<name>
+	Kind         string // KindNetwork, KindStream or KindInput
+	Version      string
+	Capabilities []string
+}
+
+// Plugin is what every plugin implements, whatever its kind.
+type Plugin interface {
+	Info() Info
+	ConfigSchema() Schema
+	// Configure may be called again after a restart of the plugin: it must
+	// bring the plugin to the same state, not add to it.
+	Configure(ctx context.Context, cfg Config, cluster Cluster) error
+}
+
+// Network plugins join guests on one Ethernet segment.
+type Network interface {
+	Plugin
+	// Attach returns the QEMU arguments for the instance's netdev, whose id
+	// must be "net0"; the core adds the NIC device with the guest's MAC.
+	Attach(ctx context.Context, in Instance) ([]string, error)
+	Status(ctx context.Context) (LANStatus, error)
+}
+
+// LANStatus is the health of the segment.
+type LANStatus struct {
+	Healthy bool
+	Summary string
+	Ports   []Port
+}
+
+// Port is one guest's place on the segment.
+type Port struct {
+	Instance          uint32
+	MAC               string
+	IPs               []string
+	LinkUp            bool
+	RxFrames          uint64
+	TxFrames          uint64
+	RxBytes           uint64
+	TxBytes           uint64
+	Drops             uint64
+	Reachable         bool
+	RTTMillis         float64
+	FramesByEtherType map[string]uint64
+	Peers             []uint32
+}
+
+// Stream plugins turn a guest's display and sound into a browser stream.
+type Stream interface {
+	Plugin
+	// Attach returns the QEMU display and audio arguments for the instance.
+	Attach(ctx context.Context, in Instance) ([]string, error)
+	// Offer answers a WHEP offer for the instance's stream.
+	Offer(ctx context.Context, instance uint32, sdp string) (answer, sessionID string, err error)
+	Hangup(ctx context.Context, sessionID string) error
+	Stats(ctx context.Context) ([]StreamStats, error)
+}
+
+// StreamStats describes one guest's stream.
+type StreamStats struct {
+	Instance   uint32
+	FramesIn   uint64
+	FramesOut  uint64
+	FPS        float64
+	BitrateBPS float64
+	EncodeMs   float64
+	Viewers    uint32
+	KeyFrames  uint64
+}
+
+// Input plugins drive a guest's keyboard and mouse and read its screen.
+type Input interface {
+	Plugin
+	Send(ctx context.Context, instance uint32, events []InputEvent) error
+	Screenshot(ctx context.Context, instance uint32) (Screenshot, error)
+}
+
+// InputEvent is one keyboard or mouse event; exactly one field is set.
+type InputEvent struct {
+	Key    *KeyEvent    `json:"key,omitempty"`
+	Rel    *RelEvent    `json:"rel,omitempty"`
+	Abs    *AbsEvent    `json:"abs,omitempty"`
+	Button *ButtonEvent `json:"button,omitempty"`
+	Wheel  *WheelEvent  `json:"wheel,omitempty"`
+}
+
+// KeyEvent is a key going down or up, named by its QEMU qcode.
+type KeyEvent struct {
+	QCode string `json:"qcode"`
+	Down  bool   `json:"down"`
+}
+
+// RelEvent moves the mouse relative to where it is.
+type RelEvent struct {
+	DX int32 `json:"dx"`
+	DY int32 `json:"dy"`
+}
+
+// AbsEvent places the pointer; both axes run 0..32767.
+type AbsEvent struct {
+	X int32 `json:"x"`
+	Y int32 `json:"y"`
+}
+
+// ButtonEvent presses or releases "left", "middle" or "right".
+type ButtonEvent struct {
+	Button string `json:"button"`
+	Down   bool   `json:"down"`
+}
+
+// WheelEvent scrolls; positive is up.
+type WheelEvent struct {
+	Delta int32 `json:"delta"`
+}
+
+// Screenshot is a PNG of the guest's screen.
+type Screenshot struct {
+	PNG           []byte
+	Width, Height int
+}
