@@ -424,6 +424,9 @@ func decodeCluster(block *hcl.Block, ctx *hcl.EvalContext, dir string) (*Cluster
 		if ib.Guest.Machine != nil {
 			errAt(ib.Guest.Body, "machine", "Machine type is cluster-wide", "Set machine in the guest block; guests of one LAN share a machine type.")
 		}
+		if ib.Guest.Accel != nil {
+			errAt(ib.Guest.Body, "accel", "Accelerator is cluster-wide", "Set accel in the guest block; one probe decides it for every guest.")
+		}
 		g, d := decodeGuest(&ib.Guest, c.Image.MinMemoryMiB, block.DefRange)
 		diags = append(diags, d...)
 		c.Overrides[idx] = g

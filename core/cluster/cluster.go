@@ -1,0 +1,278 @@
+// Package cluster runs one cluster from its spec: it owns the cluster's state
+// directory (a lock and a state file), chooses the accelerator, starts the
+// plugins, plans, and hands the guests to the supervisor. The state file lets
+// `loco status`, `loco stop` and `loco logs` work without a running loco.
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/locolan/loco/core/plan"
+	"github.com/locolan/loco/core/pluginhost"
+	"github.com/locolan/loco/core/qemu"
+	"github.com/locolan/loco/core/runtime"
+	"github.com/locolan/loco/core/runtime/process"
+	"github.com/locolan/loco/core/spec"
+	"github.com/locolan/loco/core/supervise"
+	"github.com/locolan/loco/sdk"
+)
+
+// Options tune how a cluster runs.
+type Options struct {
+	Log *slog.Logger
+	// PluginDirs are searched for plugins; nil means the default search path.
+	PluginDirs []string
+	// Policy is the supervisor's restart policy; zero means DefaultPolicy.
+	Policy supervise.Policy
+	// AccelCache remembers the accelerator probe; "" means ~/.cache/loco/accel.json.
+	AccelCache string
+}
+
+// State is what a running cluster leaves in its state directory.
+type State struct {
+	Cluster   string     `json:"cluster"`
+	SpecFile  string     `json:"spec_file"`
+	LocoPID   int        `json:"loco_pid"`
+	APIListen string     `json:"api_listen"`
+	Plan      *plan.Plan `json:"plan"`
+	Updated   time.Time  `json:"updated"`
+}
+
+// Cluster is a cluster this process owns.
+type Cluster struct {
+	Spec     *spec.Cluster
+	StateDir string
+	Token    string
+	log      *slog.Logger
+	opts     Options
+	lock     *os.File
+	host     *pluginhost.Host
+	plugins  *pluginhost.Set
+	plan     *plan.Plan
+	rt       runtime.Runtime
+	sup      *supervise.Supervisor
+}
+
+// ErrBusy says another loco runs this cluster.
+var ErrBusy = errors.New("cluster is already run by another loco")
+
+// Open claims the cluster's state directory. It fails when another loco
+// holds it, or when the directory belongs to another cluster.
+func Open(c *spec.Cluster, opts Options) (*Cluster, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Policy == (supervise.Policy{}) {
+		opts.Policy = supervise.DefaultPolicy
+		opts.Policy.Limit = c.Runtime.RestartLimit
+	}
+	dir := plan.DefaultStateDir(c)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating state directory %s: %w", dir, err)
+	}
+	if st, err := ReadState(dir); err == nil && st.Cluster != c.Name {
+		return nil, fmt.Errorf("state directory %s belongs to cluster %q, not %q: give this cluster its own state_dir", dir, st.Cluster, c.Name)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "loco.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening the lock of %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		pid := LockHolder(dir)
+		return nil, fmt.Errorf("%w (pid %d, state directory %s): stop it with `loco stop %s`", ErrBusy, pid, dir, c.Name)
+	}
+	lock.Truncate(0)
+	lock.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	cl := &Cluster{Spec: c, StateDir: dir, log: opts.Log, opts: opts, lock: lock, rt: process.New(opts.Log)}
+	if cl.Token, err = token(c, dir); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return cl, nil
+}
+
+// LockHolder is the PID of the loco that runs the cluster in dir, or 0.
+func LockHolder(dir string) int {
+	f, err := os.Open(filepath.Join(dir, "loco.lock"))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		return 0 // nobody holds it
+	}
+	b := make([]byte, 32)
+	n, _ := f.Read(b)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b[:n])))
+	return pid
+}
+
+// token is the API's bearer token: the spec's, or one generated once and
+// kept (0600) in the state directory.
+func token(c *spec.Cluster, dir string) (string, error) {
+	if c.API.Token != "" {
+		return c.API.Token, nil
+	}
+	path := filepath.Join(dir, "api-token")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 16 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	raw := make([]byte, 16)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("generating an API token: %w", err)
+	}
+	t := hex.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("saving the API token: %w", err)
+	}
+	return t, nil
+}
+
+// Up chooses the accelerator, starts and configures the plugins, attaches
+// every instance to them, plans, and starts (or reattaches) every guest.
+// Spec problems found by plugins come back as diagnostics.
+func (cl *Cluster) Up(ctx context.Context) (hcl.Diagnostics, error) {
+	c := cl.Spec
+	cache := cl.opts.AccelCache
+	if cache == "" {
+		if d, err := os.UserCacheDir(); err == nil {
+			cache = filepath.Join(d, "loco", "accel.json")
+		}
+	}
+	accel, err := qemu.ProbeAccel(ctx, qemu.ProbeOptions{Requested: c.Guest.Accel, Kernel: c.Image.Kernel, CacheFile: cache})
+	if err != nil && accel.Accel == "" {
+		return nil, fmt.Errorf("choosing the accelerator: %w", err)
+	}
+	cl.log.Info("accelerator chosen", "accel", accel.Accel, "reason", accel.Reason)
+
+	facts := plan.FactsIn(c, cl.StateDir)
+	cl.host = pluginhost.New(cl.log)
+	cl.host.Dirs = cl.opts.PluginDirs
+	set, diags := cl.host.Load(ctx, c, facts)
+	cl.plugins = set
+	if diags.HasErrors() {
+		return diags, nil
+	}
+	in := plan.Inputs{StateDir: cl.StateDir, Accel: accel.Accel, AccelReason: accel.Reason,
+		NetArgs: map[int][]string{}, StreamArgs: map[int][]string{}}
+	for kind, dst := range map[string]map[int][]string{sdk.KindNetwork: in.NetArgs, sdk.KindStream: in.StreamArgs} {
+		p := set.Get(kind)
+		if p == nil {
+			continue
+		}
+		for _, inst := range facts.Instances {
+			args, err := p.Attach(ctx, inst)
+			if err != nil {
+				return diags, fmt.Errorf("attaching guest %s to the %s plugin: %w", inst.Name, kind, err)
+			}
+			dst[int(inst.Index)] = args
+		}
+	}
+	p, err := plan.Build(c, in)
+	if err != nil {
+		return diags, err
+	}
+	cl.plan = p
+	if err := cl.writeState(); err != nil {
+		return diags, err
+	}
+	cl.sup = supervise.New(cl.rt, cl.log, cl.opts.Policy)
+	if err := cl.sup.Start(ctx, p); err != nil {
+		return diags, err
+	}
+	return diags, nil
+}
+
+func (cl *Cluster) writeState() error {
+	st := State{Cluster: cl.Spec.Name, SpecFile: cl.Spec.File, LocoPID: os.Getpid(), APIListen: cl.Spec.API.Listen, Plan: cl.plan, Updated: time.Now()}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(cl.StateDir, "state.json")
+	if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return os.Rename(path+".tmp", path)
+}
+
+// ReadState reads the state a cluster left in dir.
+func ReadState(dir string) (*State, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil {
+		return nil, err
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", filepath.Join(dir, "state.json"), err)
+	}
+	return &st, nil
+}
+
+// Plan is the cluster's plan, once Up has made it.
+func (cl *Cluster) Plan() *plan.Plan { return cl.plan }
+
+// Plugins are the cluster's running plugins.
+func (cl *Cluster) Plugins() *pluginhost.Set { return cl.plugins }
+
+// Guests is a snapshot of every guest.
+func (cl *Cluster) Guests() []supervise.GuestStatus {
+	if cl.sup == nil {
+		return nil
+	}
+	return cl.sup.Status()
+}
+
+// Events are recent guest events.
+func (cl *Cluster) Events() []supervise.Event {
+	if cl.sup == nil {
+		return nil
+	}
+	return cl.sup.Events()
+}
+
+// Down stops every guest (power button, grace, quit, kill) and the plugins.
+func (cl *Cluster) Down(ctx context.Context) error {
+	var err error
+	if cl.sup != nil {
+		err = cl.sup.Stop(ctx, cl.Spec.Runtime.StopGrace)
+	}
+	if cl.host != nil {
+		cl.host.Close()
+	}
+	return err
+}
+
+// Detach stops supervising but leaves the guests running.
+func (cl *Cluster) Detach() {
+	if cl.sup != nil {
+		cl.sup.Detach()
+	}
+	if cl.host != nil {
+		cl.host.Close()
+	}
+}
+
+// Close releases the state directory.
+func (cl *Cluster) Close() {
+	if cl.lock != nil {
+		cl.lock.Close()
+		cl.lock = nil
+	}
+}

@@ -1,0 +1,7 @@
+// Package qemu builds QEMU command lines, per-guest disk overlays and MAC
+// addresses, probes the accelerator and talks QMP.
+//
+// The package deliberately knows nothing about loco's spec types: it takes
+// its own plain structs so the planner can call it as pure functions and the
+// runtime can reuse it without import cycles.
+package qemu

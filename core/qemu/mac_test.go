@@ -1,0 +1,62 @@
+package qemu
+
+import (
+	"bytes"
+	"testing"
+)
+
+func TestMAC(t *testing.T) {
+	tests := []struct {
+		cluster string
+		index   int
+	}{
+		{"lab", 0}, {"lab", 1}, {"lab", 65535}, {"lab", 65536}, {"lab", MaxMACIndex}, {"", 7}, {"other", 1},
+	}
+	for _, tt := range tests {
+		mac := MAC(tt.cluster, tt.index)
+		if len(mac) != 6 {
+			t.Fatalf("MAC(%q, %d) = %v: want 6 bytes", tt.cluster, tt.index, mac)
+		}
+		if mac[0]&0x01 != 0 {
+			t.Errorf("MAC(%q, %d) = %v is multicast", tt.cluster, tt.index, mac)
+		}
+		if mac[0]&0x02 == 0 {
+			t.Errorf("MAC(%q, %d) = %v is not locally administered", tt.cluster, tt.index, mac)
+		}
+		if again := MAC(tt.cluster, tt.index); !bytes.Equal(mac, again) {
+			t.Errorf("MAC(%q, %d) not stable: %v then %v", tt.cluster, tt.index, mac, again)
+		}
+	}
+}
+
+func TestMACUniqueWithinCluster(t *testing.T) {
+	for _, cluster := range []string{"lab", "a-much-longer-cluster-name"} {
+		seen := make(map[string]int)
+		for i := 1; i <= 70000; i++ {
+			s := MAC(cluster, i).String()
+			if prev, dup := seen[s]; dup {
+				t.Fatalf("cluster %q: guests %d and %d share MAC %s", cluster, prev, i, s)
+			}
+			seen[s] = i
+		}
+	}
+}
+
+func TestMACDiffersAcrossClusters(t *testing.T) {
+	if bytes.Equal(MAC("lab", 1), MAC("prod", 1)) {
+		t.Errorf("clusters lab and prod give guest 1 the same MAC %v", MAC("lab", 1))
+	}
+}
+
+func TestMACRejectsOutOfRange(t *testing.T) {
+	for _, index := range []int{-1, MaxMACIndex + 1} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("MAC(\"lab\", %d) did not panic", index)
+				}
+			}()
+			MAC("lab", index)
+		}()
+	}
+}
