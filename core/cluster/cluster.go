@@ -148,44 +148,9 @@ func token(c *spec.Cluster, dir string) (string, error) {
 // every instance to them, plans, and starts (or reattaches) every guest.
 // Spec problems found by plugins come back as diagnostics.
 func (cl *Cluster) Up(ctx context.Context) (hcl.Diagnostics, error) {
-	c := cl.Spec
-	cache := cl.opts.AccelCache
-	if cache == "" {
-		if d, err := os.UserCacheDir(); err == nil {
-			cache = filepath.Join(d, "loco", "accel.json")
-		}
-	}
-	accel, err := qemu.ProbeAccel(ctx, qemu.ProbeOptions{Requested: c.Guest.Accel, Kernel: c.Image.Kernel, CacheFile: cache})
-	if err != nil && accel.Accel == "" {
-		return nil, fmt.Errorf("choosing the accelerator: %w", err)
-	}
-	cl.log.Info("accelerator chosen", "accel", accel.Accel, "reason", accel.Reason)
-
-	facts := plan.FactsIn(c, cl.StateDir)
-	cl.host = pluginhost.New(cl.log)
-	cl.host.Dirs = cl.opts.PluginDirs
-	set, diags := cl.host.Load(ctx, c, facts)
-	cl.plugins = set
-	if diags.HasErrors() {
-		return diags, nil
-	}
-	in := plan.Inputs{StateDir: cl.StateDir, Accel: accel.Accel, AccelReason: accel.Reason,
-		NetArgs: map[int][]string{}, StreamArgs: map[int][]string{}}
-	for kind, dst := range map[string]map[int][]string{sdk.KindNetwork: in.NetArgs, sdk.KindStream: in.StreamArgs} {
-		p := set.Get(kind)
-		if p == nil {
-			continue
-		}
-		for _, inst := range facts.Instances {
-			args, err := p.Attach(ctx, inst)
-			if err != nil {
-				return diags, fmt.Errorf("attaching guest %s to the %s plugin: %w", inst.Name, kind, err)
-			}
-			dst[int(inst.Index)] = args
-		}
-	}
-	p, err := plan.Build(c, in)
-	if err != nil {
+	p, host, set, diags, err := prepare(ctx, cl.Spec, cl.StateDir, cl.opts)
+	cl.host, cl.plugins = host, set
+	if err != nil || diags.HasErrors() {
 		return diags, err
 	}
 	cl.plan = p
@@ -197,6 +162,60 @@ func (cl *Cluster) Up(ctx context.Context) (hcl.Diagnostics, error) {
 		return diags, err
 	}
 	return diags, nil
+}
+
+// Preview makes the plan `loco run` would make, starting the plugins only
+// to ask them for their QEMU arguments. Nothing is booted or locked.
+func Preview(ctx context.Context, c *spec.Cluster, opts Options) (*plan.Plan, hcl.Diagnostics, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	p, host, _, diags, err := prepare(ctx, c, plan.DefaultStateDir(c), opts)
+	if host != nil {
+		host.Close()
+	}
+	return p, diags, err
+}
+
+// prepare resolves everything a plan needs: the accelerator, the plugins and
+// their fragments. The plugin host it returns is running (nil on early error).
+func prepare(ctx context.Context, c *spec.Cluster, stateDir string, opts Options) (*plan.Plan, *pluginhost.Host, *pluginhost.Set, hcl.Diagnostics, error) {
+	cache := opts.AccelCache
+	if cache == "" {
+		if d, err := os.UserCacheDir(); err == nil {
+			cache = filepath.Join(d, "loco", "accel.json")
+		}
+	}
+	accel, err := qemu.ProbeAccel(ctx, qemu.ProbeOptions{Requested: c.Guest.Accel, Kernel: c.Image.Kernel, CacheFile: cache})
+	if err != nil && accel.Accel == "" {
+		return nil, nil, nil, nil, fmt.Errorf("choosing the accelerator: %w", err)
+	}
+	opts.Log.Info("accelerator chosen", "accel", accel.Accel, "reason", accel.Reason)
+
+	facts := plan.FactsIn(c, stateDir)
+	host := pluginhost.New(opts.Log)
+	host.Dirs = opts.PluginDirs
+	set, diags := host.Load(ctx, c, facts)
+	if diags.HasErrors() {
+		return nil, host, set, diags, nil
+	}
+	in := plan.Inputs{StateDir: stateDir, Accel: accel.Accel, AccelReason: accel.Reason,
+		NetArgs: map[int][]string{}, StreamArgs: map[int][]string{}}
+	for kind, dst := range map[string]map[int][]string{sdk.KindNetwork: in.NetArgs, sdk.KindStream: in.StreamArgs} {
+		p := set.Get(kind)
+		if p == nil {
+			continue
+		}
+		for _, inst := range facts.Instances {
+			args, err := p.Attach(ctx, inst)
+			if err != nil {
+				return nil, host, set, diags, fmt.Errorf("attaching guest %s to the %s plugin: %w", inst.Name, kind, err)
+			}
+			dst[int(inst.Index)] = args
+		}
+	}
+	p, err := plan.Build(c, in)
+	return p, host, set, diags, err
 }
 
 func (cl *Cluster) writeState() error {

@@ -284,7 +284,6 @@ type imageBlock struct {
 	Append    *string  `hcl:"append,optional"`
 	Disk      *string  `hcl:"disk,optional"`
 	MinMemory *int     `hcl:"min_memory,optional"`
-	TestAgent *bool    `hcl:"test_agent,optional"`
 	Body      hcl.Body `hcl:",body"`
 }
 
@@ -373,9 +372,6 @@ func decodeCluster(block *hcl.Block, ctx *hcl.EvalContext, dir string) (*Cluster
 		c.Image = Image{Kernel: get(im.Kernel), Initrd: get(im.Initrd), Append: get(im.Append), Disk: get(im.Disk), MinMemoryMiB: minimumMemoryFloor}
 		if im.MinMemory != nil {
 			c.Image.MinMemoryMiB = *im.MinMemory
-		}
-		if im.TestAgent != nil {
-			c.Image.TestAgent = *im.TestAgent
 		}
 		for _, f := range []struct {
 			attr string

@@ -25,7 +25,6 @@ func TestLoadFull(t *testing.T) {
 		{"state dir", c.StateDir, filepath.Join(abs, "state")},
 		{"kernel", c.Image.Kernel, filepath.Join(abs, "vmlinuz")},
 		{"min memory", c.Image.MinMemoryMiB, 96},
-		{"test agent", c.Image.TestAgent, true},
 		{"nic from variable", c.Guest.NIC, "ne2k_pci"},
 		{"default vga", c.Guest.VGA, "std"},
 		{"accel", c.Guest.Accel, "tcg"},

@@ -54,8 +54,6 @@ type Image struct {
 	Disk   string // base disk; each guest gets a copy-on-write overlay
 	// MinMemoryMiB is the least memory the image boots with.
 	MinMemoryMiB int
-	// TestAgent says the image runs loco's test agent on its second serial port.
-	TestAgent bool
 }
 
 // Guest is the virtual hardware of a guest. In Overrides, zero fields mean

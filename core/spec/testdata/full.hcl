@@ -18,7 +18,6 @@ cluster "lan" {
     disk       = "base.qcow2"
     append     = "quiet"
     min_memory = 96
-    test_agent = true
   }
 
   guest {

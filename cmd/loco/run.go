@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/locolan/loco/core/api"
+	"github.com/locolan/loco/core/cluster"
+	"github.com/locolan/loco/core/plan"
+	"github.com/locolan/loco/core/supervise"
+)
+
+func moreCommands(g *globals) []*cobra.Command {
+	return []*cobra.Command{newRunCmd(g), newStatusCmd(g), newStopCmd(g), newLogsCmd(g), newPlanCmd(g)}
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	var sf specFlags
+	var detach, daemon bool
+	cmd := &cobra.Command{
+		Use:   "run FILE",
+		Short: "Boot the cluster and keep it running",
+		Long: `run starts the plugins the spec names, boots every guest (or reattaches to
+guests that are already running), and supervises them: a guest that dies is
+restarted with backoff. In a terminal it shows a live table of the guests;
+Ctrl-C powers them down (ACPI, then quit after the runtime's stop_grace) and
+keeps their disks. With --detach, loco keeps running in the background and
+returns once every guest has started; stop it with 'loco stop'.
+
+The API listens on the spec's api.listen (default 127.0.0.1:7780) and wants
+the bearer token printed at start (also in <state_dir>/api-token).`,
+		Example: "  loco run configs/demo.hcl\n  loco run --detach --var guests=9 configs/demo.hcl",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if detach && !daemon {
+				return runDetached(cmd, args[0], sf.vars)
+			}
+			c, l, err := sf.load(cmd.ErrOrStderr(), args[0])
+			if err != nil {
+				return err
+			}
+			dir := plan.DefaultStateDir(c)
+			tty := !daemon && term.IsTerminal(int(os.Stdout.Fd()))
+			log := g.log
+			if tty {
+				// The live table owns the terminal; logs go to a file.
+				if err := os.MkdirAll(dir, 0o700); err != nil {
+					return err
+				}
+				f, err := os.OpenFile(filepath.Join(dir, "loco.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				log = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+				fmt.Fprintf(cmd.ErrOrStderr(), "logs: %s\n", f.Name())
+			}
+			cl, err := cluster.Open(c, cluster.Options{Log: log})
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			diags, err := cl.Up(ctx)
+			if len(diags) > 0 {
+				printDiags(cmd.ErrOrStderr(), l, diags)
+			}
+			if err != nil || diags.HasErrors() {
+				downCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				cl.Down(downCtx)
+				cancel()
+				if err != nil {
+					return err
+				}
+				return exitError{1}
+			}
+			srv := api.New(cl, cl.Token, log)
+			addr, apiDone, err := srv.ListenAndServe(ctx, c.API.Listen)
+			if err != nil {
+				cl.Detach()
+				return fmt.Errorf("%w (the guests keep running; `loco stop %s` stops them)", err, c.Name)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "cluster %s: %d guests, accelerator %s (%s)\napi: http://%s  token: %s\n",
+				c.Name, c.Instances, cl.Plan().Accel, cl.Plan().AccelReason, addr, cl.Token)
+			if daemon {
+				fmt.Fprintln(cmd.OutOrStdout(), "ready")
+			}
+			live(ctx, cmd.OutOrStdout(), cl, tty, daemon, apiDone)
+			stop()
+			fmt.Fprintln(cmd.OutOrStdout(), "stopping guests...")
+			downCtx, cancel := context.WithTimeout(context.Background(), c.Runtime.StopGrace+2*time.Minute)
+			defer cancel()
+			if err := cl.Down(downCtx); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "all guests stopped; disks kept")
+			return nil
+		},
+	}
+	sf.register(cmd)
+	cmd.Flags().BoolVar(&detach, "detach", false, "keep running in the background; return once every guest has started")
+	cmd.Flags().BoolVar(&daemon, "daemon", false, "internal: the background process of --detach")
+	cmd.Flags().MarkHidden("daemon")
+	return cmd
+}
+
+// live shows the guests until ctx ends: a redrawn table in a terminal, a line
+// per change otherwise.
+func live(ctx context.Context, w io.Writer, cl *cluster.Cluster, tty, quiet bool, apiDone <-chan error) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last := ""
+	for {
+		table := guestTable(cl)
+		if tty {
+			fmt.Fprintf(w, "\033[H\033[2J%s\n(Ctrl-C stops the guests; their disks are kept)\n", table)
+		} else if !quiet && table != last {
+			fmt.Fprint(w, table)
+		}
+		last = table
+		select {
+		case <-ctx.Done():
+			return
+		case err := <-apiDone:
+			if err != nil {
+				slog.Error("API server stopped", "err", err)
+			}
+			apiDone = nil
+		case <-tick.C:
+		}
+	}
+}
+
+func guestTable(cl *cluster.Cluster) string {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GUEST\tSTATE\tPID\tACCEL\tUPTIME\tRESTARTS")
+	for _, g := range cl.Guests() {
+		up := "-"
+		if g.State == supervise.Running {
+			up = time.Since(g.Started).Truncate(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\n", g.Name, g.State, g.PID, cl.Plan().Accel, up, g.Restarts)
+	}
+	tw.Flush()
+	return b.String()
+}
+
+// runDetached starts `loco run --daemon` in its own session, logging to the
+// state directory, and returns when it says ready (or fails with its log).
+func runDetached(cmd *cobra.Command, file string, vars []string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	args := []string{"run", "--daemon", "--detach"}
+	for _, v := range vars {
+		args = append(args, "--var", v)
+	}
+	args = append(args, file)
+	logf, err := os.CreateTemp("", "loco-run-*.log")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(logf.Name())
+	d := exec.Command(exe, args...)
+	d.Stdout, d.Stderr = logf, logf
+	d.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := d.Start(); err != nil {
+		return fmt.Errorf("starting loco in the background: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- d.Wait() }()
+	for {
+		select {
+		case err := <-exited:
+			out, _ := os.ReadFile(logf.Name())
+			cmd.PrintErr(string(out))
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return exitError{ee.ExitCode()}
+			}
+			return fmt.Errorf("background loco exited: %v", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		out, _ := os.ReadFile(logf.Name())
+		if strings.Contains(string(out), "\nready\n") {
+			for _, line := range strings.Split(string(out), "\n") {
+				if strings.HasPrefix(line, "cluster ") || strings.HasPrefix(line, "api: ") {
+					fmt.Fprintln(cmd.OutOrStdout(), line)
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "loco runs in the background (pid %d); `loco status` shows the guests, `loco stop` stops them\n", d.Process.Pid)
+			d.Process.Release()
+			return nil
+		}
+	}
+}

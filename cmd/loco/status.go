@@ -1,0 +1,136 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/locolan/loco/core/cluster"
+	"github.com/locolan/loco/core/spec"
+)
+
+// stateDirArg resolves the FILE|CLUSTER argument of status, stop and logs.
+func stateDirArg(cmd *cobra.Command, sf *specFlags, args []string) (string, error) {
+	arg := ""
+	if len(args) > 0 {
+		arg = args[0]
+	}
+	return cluster.StateDirFor(arg, func(path string) (*spec.Cluster, error) {
+		c, _, err := sf.load(cmd.ErrOrStderr(), path)
+		return c, err
+	})
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var sf specFlags
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [FILE|CLUSTER]",
+		Short: "Show a cluster's guests: state, PID, accelerator, uptime",
+		Long: `status reads the cluster's state directory; it works whether or not a loco
+process runs the cluster. With no argument it shows the only cluster there is.`,
+		Example: "  loco status\n  loco status demo\n  loco status configs/demo.hcl --json",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := stateDirArg(cmd, &sf, args)
+			if err != nil {
+				return err
+			}
+			st, guests, err := cluster.Inspect(dir)
+			if err != nil {
+				return err
+			}
+			holder := cluster.LockHolder(dir)
+			out := cmd.OutOrStdout()
+			if asJSON {
+				type row struct {
+					Name    string  `json:"name"`
+					Running bool    `json:"running"`
+					PID     int     `json:"pid"`
+					Accel   string  `json:"accel"`
+					Uptime  float64 `json:"uptime_seconds"`
+					MAC     string  `json:"mac"`
+				}
+				res := struct {
+					Cluster     string `json:"cluster"`
+					LocoPID     int    `json:"loco_pid"`
+					Accel       string `json:"accel"`
+					AccelReason string `json:"accel_reason"`
+					API         string `json:"api"`
+					Guests      []row  `json:"guests"`
+				}{Cluster: st.Cluster, LocoPID: holder, Accel: st.Plan.Accel, AccelReason: st.Plan.AccelReason, API: st.APIListen}
+				for _, gs := range guests {
+					r := row{Name: gs.Name, Running: gs.Running, PID: gs.PID, Accel: st.Plan.Accel, MAC: gs.MAC}
+					if gs.Running {
+						r.Uptime = time.Since(gs.Started).Round(time.Second).Seconds()
+					}
+					res.Guests = append(res.Guests, r)
+				}
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			supervisor := "no loco runs it (guests are not supervised)"
+			if holder > 0 {
+				supervisor = fmt.Sprintf("supervised by loco pid %d", holder)
+			}
+			fmt.Fprintf(out, "cluster %s: %s\naccelerator %s: %s\napi http://%s (token in %s)\n\n", st.Cluster, supervisor,
+				st.Plan.Accel, st.Plan.AccelReason, st.APIListen, filepath.Join(dir, "api-token"))
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "GUEST\tSTATE\tPID\tACCEL\tUPTIME\tMAC")
+			for _, gs := range guests {
+				state, up, pid := "stopped", "-", "-"
+				if gs.Running {
+					state, up, pid = "running", time.Since(gs.Started).Truncate(time.Second).String(), fmt.Sprint(gs.PID)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", gs.Name, state, pid, st.Plan.Accel, up, gs.MAC)
+			}
+			return tw.Flush()
+		},
+	}
+	sf.register(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newStopCmd(g *globals) *cobra.Command {
+	var sf specFlags
+	var destroy bool
+	var grace time.Duration
+	cmd := &cobra.Command{
+		Use:   "stop [FILE|CLUSTER]",
+		Short: "Power a cluster's guests down; keep their disks unless --destroy",
+		Long: `stop asks the loco that runs the cluster to stop it, or stops the guests
+itself when none does: ACPI power button, then quit after the grace period,
+then kill. Disks are kept. --destroy also deletes each guest's disk overlay
+(the base image is never touched).`,
+		Example: "  loco stop demo\n  loco stop configs/demo.hcl --destroy",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := stateDirArg(cmd, &sf, args)
+			if err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("grace") {
+				grace = spec.DefaultStopGrace
+			}
+			if err := cluster.Stop(cmd.Context(), g.log, dir, grace, destroy); err != nil {
+				return err
+			}
+			what := "stopped; disks kept"
+			if destroy {
+				what = "stopped; disk overlays deleted"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "cluster in %s %s\n", dir, what)
+			return nil
+		},
+	}
+	sf.register(cmd)
+	cmd.Flags().BoolVar(&destroy, "destroy", false, "also delete the guests' disk overlays")
+	cmd.Flags().DurationVar(&grace, "grace", 0, "how long guests get to power down before they are quit (default 30s)")
+	return cmd
+}
