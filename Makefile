@@ -1,22 +1,53 @@
-# Makefile for loco. `make run` and `make test` set up what they need.
+# loco's Makefile. `make run` and `make test` install what they need (Debian
+# packages, the test guest image) and are safe to repeat.
 SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 BIN := bin
 PLUGINS := $(notdir $(wildcard plugins/*))
-PROTOS := $(shell find sdk/proto -name '*.proto')
+PROTOS := $(sort $(shell find sdk/proto -name '*.proto'))
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+TESTGUEST := build/testguest
 
-.PHONY: all build proto lint test run deps testguest clean
+# Debian packages loco and its tests use: QEMU, the test guest's recipe
+# (busybox-static, cpio, kmod tools), protoc for `make proto`.
+APT_PACKAGES := qemu-system-x86 qemu-utils busybox-static cpio xz-utils zstd kmod \
+	protobuf-compiler ca-certificates git
+
+.PHONY: all build deps testguest test run proto lint clean
 
 all: build
 
+# deps installs missing Debian packages; it touches apt only when one is missing.
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/loco ./cmd/loco
-	@for p in $(PLUGINS); do echo "$(GO) build -o $(BIN)/loco-plugin-$$p ./plugins/$$p"; $(GO) build -o $(BIN)/loco-plugin-$$p ./plugins/$$p || exit 1; done
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/loco ./cmd/loco
+	@for p in $(PLUGINS); do echo "$(GO) build -o $(BIN)/loco-plugin-$$p ./plugins/$$p"; \
+		$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/loco-plugin-$$p ./plugins/$$p || exit 1; done
+
+# testguest builds the tiny Linux test guest from Debian packages (idempotent).
+testguest: deps
+	images/testguest/build.sh $(TESTGUEST)
+
+test: deps testguest build
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 25m ./...
+
+run: deps testguest build
+	$(BIN)/loco run configs/demo.hcl
 
 # proto regenerates the committed gRPC code from sdk/proto with Debian's protoc
 # and the generators pinned in go.mod's tool directive.
 proto:
+	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
 	$(GO) build -o $(BIN)/protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc
 	protoc -I sdk/proto \
@@ -27,3 +58,6 @@ proto:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
 	$(GO) vet ./...
+
+clean:
+	rm -rf $(BIN)
