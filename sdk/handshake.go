@@ -18,7 +18,6 @@ var Kinds = []string{KindNetwork, KindStream, KindInput}
 // host and plugin agree on the highest version both speak.
 var APIVersions = []int{1}
 
-
 // Handshake is shared by host and plugins. A binary started without the magic
 // cookie is not being run by loco and says so instead of hanging.
 var Handshake = plugin.HandshakeConfig{

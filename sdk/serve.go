@@ -91,7 +91,7 @@ func serveStandalone(impl Plugin, args []string) error {
 		return fmt.Errorf("listening on %s: %w", *listen, err)
 	}
 	s := grpc.NewServer()
-	if err := register(s, impl); err != nil {
+	if err := RegisterServices(s, impl); err != nil {
 		return err
 	}
 	// The address goes to stderr as a log line, and to stdout as the one line
@@ -115,7 +115,7 @@ type grpcPlugin struct {
 }
 
 func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	return register(s, p.impl)
+	return RegisterServices(s, p.impl)
 }
 
 func (p *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {

@@ -14,9 +14,10 @@ import (
 	streamv1 "github.com/locolan/loco/sdk/proto/loco/stream/v1"
 )
 
-// register puts impl's services on s: the base service always, and the
-// service of the kind impl implements.
-func register(s *grpc.Server, impl Plugin) error {
+// RegisterServices puts impl's services on a gRPC server: the base service,
+// and the service of the kind impl says it is. Serve does this for you; use
+// it to host a plugin in a server of your own (sdktest does).
+func RegisterServices(s *grpc.Server, impl Plugin) error {
 	kind := impl.Info().Kind
 	pluginv1.RegisterPluginServer(s, &baseServer{impl: impl})
 	switch kind {

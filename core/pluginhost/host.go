@@ -195,7 +195,7 @@ func (p *Plugin) launch(ctx context.Context) error {
 	p.mu.Lock()
 	p.client, p.rpc, p.sdk, p.info, p.apiVersion, p.exited = client, rpc, sc, info, client.NegotiatedVersion(), exited
 	p.mu.Unlock()
-	p.log.Info("plugin started", "path", cand.Path, "pid", p.PID(), "version", info.Version, "api", p.apiVersion)
+	p.log.Debug("plugin started", "path", cand.Path, "pid", p.PID(), "version", info.Version, "api", p.apiVersion)
 	return nil
 }
 

@@ -14,11 +14,17 @@ import (
 // name.
 func hclogFor(log *slog.Logger, id string) hclog.Logger {
 	l := hclog.NewInterceptLogger(&hclog.LoggerOptions{Name: "plugin." + id, Output: io.Discard, Level: hclog.Debug})
-	l.RegisterSink(&slogSink{log: log.With("plugin", id)})
+	l.RegisterSink(&slogSink{log: log.With("plugin", id), own: "plugin." + id})
 	return l
 }
 
-type slogSink struct{ log *slog.Logger }
+// slogSink forwards hclog lines to slog. Lines from go-plugin itself (logger
+// named exactly own) are lifecycle chatter and go to debug; lines the plugin
+// wrote keep their level.
+type slogSink struct {
+	log *slog.Logger
+	own string
+}
 
 func (s *slogSink) Accept(name string, level hclog.Level, msg string, args ...any) {
 	var lvl slog.Level
@@ -31,6 +37,9 @@ func (s *slogSink) Accept(name string, level hclog.Level, msg string, args ...an
 		lvl = slog.LevelWarn
 	default:
 		lvl = slog.LevelError
+	}
+	if name == s.own && lvl < slog.LevelWarn {
+		lvl = slog.LevelDebug
 	}
 	attrs := make([]any, 0, len(args)+2)
 	for i := 0; i+1 < len(args); i += 2 {
