@@ -20,7 +20,7 @@ import (
 
 // e2e drives the real loco binary against real QEMU test guests (TCG).
 type e2e struct {
-	t        *testing.T
+	t        testing.TB
 	bin      string
 	guest    string
 	stateDir string
