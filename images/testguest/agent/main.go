@@ -1,0 +1,63 @@
+//go:build linux
+
+// Command loco-agent runs inside the loco test guest. It reports every input
+// event it sees on the consoles and answers control commands that the host
+// sends over the guest's second serial port.
+//
+// It is started (and restarted) by the guest's /init, so it never exits on
+// its own: every failure is reported as a LOCO-ERROR line and retried.
+package main
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"time"
+)
+
+// Consoles that the host or a person may be watching: the serial log and
+// the active VGA virtual terminal.
+var consolePaths = []string{"/dev/ttyS0", "/dev/tty0"}
+
+const controlPath = "/dev/ttyS1"
+
+func main() {
+	out := openConsoles(consolePaths)
+	out.Printf("LOCO-AGENT started pid=%d", os.Getpid())
+
+	go watchInputs("/dev/input", time.Second, out)
+
+	a := newAgent(defaultEnv())
+	serveControl(controlPath, a, out)
+}
+
+// consoles writes whole lines to every console that could be opened.
+type consoles struct {
+	mu    sync.Mutex
+	files []*os.File
+}
+
+func openConsoles(paths []string) *consoles {
+	c := &consoles{}
+	for _, p := range paths {
+		// O_NOCTTY: the agent must not acquire a controlling terminal,
+		// or a hangup on that console would kill it.
+		f, err := os.OpenFile(p, os.O_WRONLY|noctty, 0)
+		if err != nil {
+			continue
+		}
+		c.files = append(c.files, f)
+	}
+	return c
+}
+
+// Printf writes one line; each console gets it in a single write call so
+// lines from concurrent goroutines (and from other processes) never interleave.
+func (c *consoles) Printf(format string, args ...any) {
+	line := []byte(fmt.Sprintf(format, args...) + "\n")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range c.files {
+		_, _ = f.Write(line)
+	}
+}
