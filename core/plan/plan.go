@@ -162,7 +162,7 @@ func buildGuest(c *spec.Cluster, in Inputs, i int) (Guest, error) {
 	}
 	m := qemu.Machine{
 		Binary: in.QEMU, Name: g.Name, Machine: hw.Machine, CPUs: hw.CPUs, MemoryMiB: hw.MemoryMiB,
-		Accel: in.Accel, DiskInterface: hw.DiskInterface, NICModel: hw.NIC, VGA: hw.VGA, Audio: hw.Audio,
+		Accel: in.Accel, DiskInterface: hw.DiskInterface, NICModel: hw.NIC, VGA: hw.VGA, Audio: hw.Audio, Pointer: hw.Pointer,
 		QMPSocket: g.QMPSocket, InputQMPSocket: g.InputQMPSocket, VNC: g.VNC,
 		SerialLog: g.SerialLog, ConsoleSocket: g.ConsoleSocket, PIDFile: g.PIDFile,
 		NetArgs: in.NetArgs[i], ExtraArgs: in.StreamArgs[i],

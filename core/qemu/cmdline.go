@@ -44,6 +44,10 @@ var VGAModels = []string{"std", "cirrus", "none"}
 // AudioModels lists the values Machine.Audio accepts.
 var AudioModels = []string{"none", "sb16", "ac97", "hda"}
 
+// PointerModels lists the values Machine.Pointer accepts: the PS/2 mouse
+// every pc has (relative), or a USB tablet besides it (absolute positions).
+var PointerModels = []string{"ps2", "tablet"}
+
 // DiskInterfaces lists the values Machine.DiskInterface accepts.
 var DiskInterfaces = []string{"ide", "virtio"}
 
@@ -100,6 +104,10 @@ type Machine struct {
 
 	// Audio is "none" (default), "sb16", "ac97" or "hda".
 	Audio string
+
+	// Pointer is "ps2" (default: only the PS/2 mouse) or "tablet" (a USB
+	// tablet too, for absolute pointer events).
+	Pointer string
 
 	// QMPSocket is the core's QMP unix socket; optional.
 	QMPSocket string
@@ -233,6 +241,11 @@ func (m Machine) Args() ([]string, error) {
 		bad("unknown audio %q: must be one of %s", m.Audio, strings.Join(AudioModels, ", "))
 	}
 
+	pointer := or(m.Pointer, "ps2")
+	if !slices.Contains(PointerModels, pointer) {
+		bad("unknown pointer %q: must be one of %s", m.Pointer, strings.Join(PointerModels, ", "))
+	}
+
 	var vncArg string
 	if m.VNC != "" {
 		var err error
@@ -312,6 +325,10 @@ func (m Machine) Args() ([]string, error) {
 		case "hda":
 			args = append(args, "-device", "intel-hda", "-device", "hda-duplex,audiodev="+AudiodevID)
 		}
+	}
+
+	if pointer == "tablet" {
+		args = append(args, "-usb", "-device", "usb-tablet")
 	}
 
 	if m.SerialLog != "" {

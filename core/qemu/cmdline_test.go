@@ -271,6 +271,9 @@ func TestArgsAcceptedByQEMU(t *testing.T) {
 	for _, di := range DiskInterfaces {
 		variants = append(variants, variant{"disk " + di, func(m *Machine, dir string) { m.DiskInterface = di }})
 	}
+	for _, p := range PointerModels {
+		variants = append(variants, variant{"pointer " + p, func(m *Machine, dir string) { m.Pointer = p }})
+	}
 
 	for _, machineType := range []string{"pc", "q35"} {
 		for i, v := range variants {

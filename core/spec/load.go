@@ -18,6 +18,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/locolan/loco/core/qemu"
 )
 
 // Defaults for what a spec leaves out.
@@ -29,6 +31,7 @@ const (
 	DefaultNIC         = "e1000"
 	DefaultVGA         = "std"
 	DefaultAudio       = "none"
+	DefaultPointer     = "ps2"
 	DefaultAccel       = "auto"
 	DefaultDiskIface   = "ide"
 	DefaultAPIListen   = "127.0.0.1:7780"
@@ -39,11 +42,14 @@ const (
 
 // Allowed values, shared with the QEMU command-line builder's checks.
 var (
-	NICModels      = []string{"e1000", "ne2k_pci", "pcnet", "rtl8139", "virtio-net-pci"}
-	VGAModels      = []string{"std", "cirrus", "vmware", "none"}
-	AudioDevices   = []string{"none", "sb16", "ac97", "hda"}
-	Accelerators   = []string{"auto", "kvm", "tcg"}
-	DiskInterfaces = []string{"ide", "virtio"}
+	// The hardware lists are the QEMU builder's, so a spec that validates
+	// also plans.
+	NICModels      = qemu.NICModels
+	VGAModels      = qemu.VGAModels
+	AudioDevices   = qemu.AudioModels
+	PointerModels  = qemu.PointerModels
+	DiskInterfaces = qemu.DiskInterfaces
+	Accelerators   = []string{"auto", qemu.AccelKVM, qemu.AccelTCG}
 	Runtimes       = []string{"process", "containerd", "kubernetes"}
 	pluginKinds    = []string{"network", "stream", "input"}
 )
@@ -296,6 +302,7 @@ type guestBlock struct {
 	Audio         *string  `hcl:"audio,optional"`
 	Accel         *string  `hcl:"accel,optional"`
 	DiskInterface *string  `hcl:"disk_interface,optional"`
+	Pointer       *string  `hcl:"pointer,optional"`
 	Body          hcl.Body `hcl:",body"`
 }
 
@@ -398,7 +405,7 @@ func decodeCluster(block *hcl.Block, ctx *hcl.EvalContext, dir string) (*Cluster
 
 	// Guest hardware, then per-instance overrides.
 	c.Guest = Guest{Machine: DefaultMachine, CPUs: DefaultCPUs, MemoryMiB: DefaultMemoryMiB, NIC: DefaultNIC,
-		VGA: DefaultVGA, Audio: DefaultAudio, Accel: DefaultAccel, DiskInterface: DefaultDiskIface}
+		VGA: DefaultVGA, Audio: DefaultAudio, Accel: DefaultAccel, DiskInterface: DefaultDiskIface, Pointer: DefaultPointer}
 	if cb.Guest != nil {
 		g, d := decodeGuest(cb.Guest, c.Image.MinMemoryMiB, block.DefRange)
 		diags = append(diags, d...)
@@ -532,6 +539,7 @@ func decodeGuest(gb *guestBlock, minMemory int, fallback hcl.Range) (Guest, hcl.
 	oneOf("audio", gb.Audio, AudioDevices, &g.Audio)
 	oneOf("accel", gb.Accel, Accelerators, &g.Accel)
 	oneOf("disk_interface", gb.DiskInterface, DiskInterfaces, &g.DiskInterface)
+	oneOf("pointer", gb.Pointer, PointerModels, &g.Pointer)
 	if gb.Machine != nil {
 		g.Machine = *gb.Machine
 	}

@@ -67,6 +67,7 @@ type Guest struct {
 	Audio         string
 	Accel         string // "auto", "kvm" or "tcg"
 	DiskInterface string // "ide" or "virtio"
+	Pointer       string // "ps2" or "tablet" (adds a USB tablet for absolute pointing)
 }
 
 func (g Guest) merge(o Guest) Guest {
@@ -78,6 +79,7 @@ func (g Guest) merge(o Guest) Guest {
 	}
 	g.Machine, g.NIC, g.VGA = pick(g.Machine, o.Machine), pick(g.NIC, o.NIC), pick(g.VGA, o.VGA)
 	g.Audio, g.Accel, g.DiskInterface = pick(g.Audio, o.Audio), pick(g.Accel, o.Accel), pick(g.DiskInterface, o.DiskInterface)
+	g.Pointer = pick(g.Pointer, o.Pointer)
 	if o.CPUs != 0 {
 		g.CPUs = o.CPUs
 	}
