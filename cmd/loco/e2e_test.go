@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/locolan/loco/core/cluster"
+	"github.com/locolan/loco/internal/proc"
 	"github.com/locolan/loco/internal/testenv"
 )
 
@@ -174,18 +177,7 @@ func fileSum(t *testing.T, path string) [32]byte {
 	return sha256.Sum256(b)
 }
 
-// alive is true for a running process. kill(pid, 0) would also succeed for
-// a zombie: a guest orphaned by a killed loco is reparented to PID 1, which
-// in a container may never reap it.
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
-}
+func alive(pid int) bool { return proc.Alive(pid) }
 
 // TestGuestLifecycle walks the process runtime's promises with three real
 // guests: boot to ready, disks that survive stop and run, a loco that is
@@ -220,6 +212,46 @@ func TestGuestLifecycle(t *testing.T) {
 	if strings.Count(human, "running") != 3 || !strings.Contains(human, "tcg") {
 		t.Errorf("status table:\n%s", human)
 	}
+
+	t.Run("API serves the running guests behind its token", func(t *testing.T) {
+		base, tok, err := cluster.APIEndpoint(filepath.Join(e.stateDir, "lan"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, "api: "+base) {
+			t.Errorf("run printed another API address than the state records (%s):\n%s", base, out)
+		}
+		resp, err := http.Get(base + "/api/instances")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("no token: %d", resp.StatusCode)
+		}
+		req, _ := http.NewRequest("GET", base+"/api/instances", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var inst []struct {
+			Name, State, Accel string
+			PID                int
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&inst); err != nil {
+			t.Fatal(err)
+		}
+		if len(inst) != 3 {
+			t.Fatalf("instances: %+v", inst)
+		}
+		for i, in := range inst {
+			if in.State != "running" || in.Accel != "tcg" || in.PID != pids[i] {
+				t.Errorf("instance %d: %+v, want running under tcg with pid %d", i, in, pids[i])
+			}
+		}
+	})
 
 	t.Run("marker written to disk", func(t *testing.T) {
 		if got := e.agent("lan", 0, "disk-write survives-stop"); !strings.HasPrefix(got, "OK") {

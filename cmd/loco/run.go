@@ -95,6 +95,9 @@ the bearer token printed at start (also in <state_dir>/api-token).`,
 				cl.Detach()
 				return fmt.Errorf("%w (the guests keep running; `loco stop %s` stops them)", err, c.Name)
 			}
+			if err := cl.SetAPIAddr(addr.String()); err != nil {
+				log.Warn("could not record the API address", "err", err)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "cluster %s: %d guests, accelerator %s (%s)\napi: http://%s  token: %s\n",
 				c.Name, c.Instances, cl.Plan().Accel, cl.Plan().AccelReason, addr, cl.Token)
 			if daemon {

@@ -107,7 +107,8 @@ func newStopCmd(g *globals) *cobra.Command {
 		Long: `stop asks the loco that runs the cluster to stop it, or stops the guests
 itself when none does: ACPI power button, then quit after the grace period,
 then kill. Disks are kept. --destroy also deletes each guest's disk overlay
-(the base image is never touched).`,
+(the base image is never touched). A running loco stops its guests with the
+spec's runtime stop_grace; --grace applies when stop does it itself.`,
 		Example: "  loco stop demo\n  loco stop configs/demo.hcl --destroy",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -116,7 +117,7 @@ then kill. Disks are kept. --destroy also deletes each guest's disk overlay
 				return err
 			}
 			if !cmd.Flags().Changed("grace") {
-				grace = spec.DefaultStopGrace
+				grace = -1 // the spec's runtime stop_grace, kept in the state
 			}
 			if err := cluster.Stop(cmd.Context(), g.log, dir, grace, destroy); err != nil {
 				return err
@@ -131,6 +132,6 @@ then kill. Disks are kept. --destroy also deletes each guest's disk overlay
 	}
 	sf.register(cmd)
 	cmd.Flags().BoolVar(&destroy, "destroy", false, "also delete the guests' disk overlays")
-	cmd.Flags().DurationVar(&grace, "grace", 0, "how long guests get to power down before they are quit (default 30s)")
+	cmd.Flags().DurationVar(&grace, "grace", 0, "how long guests get to power down before they are quit (default: the spec's runtime stop_grace)")
 	return cmd
 }

@@ -47,9 +47,11 @@ type State struct {
 	Cluster   string     `json:"cluster"`
 	SpecFile  string     `json:"spec_file"`
 	LocoPID   int        `json:"loco_pid"`
-	APIListen string     `json:"api_listen"`
+	APIListen string     `json:"api_listen"` // the address the API is bound to, once it is
 	Plan      *plan.Plan `json:"plan"`
-	Updated   time.Time  `json:"updated"`
+	// StopGrace is the spec's runtime stop_grace, for stops without a loco.
+	StopGrace time.Duration `json:"stop_grace"`
+	Updated   time.Time     `json:"updated"`
 }
 
 // Cluster is a cluster this process owns.
@@ -65,6 +67,7 @@ type Cluster struct {
 	plan     *plan.Plan
 	rt       runtime.Runtime
 	sup      *supervise.Supervisor
+	apiAddr  string
 }
 
 // ErrBusy says another loco runs this cluster.
@@ -123,21 +126,22 @@ func LockHolder(dir string) int {
 	return pid
 }
 
-// token is the API's bearer token: the spec's, or one generated once and
-// kept (0600) in the state directory.
+// token is the API's bearer token: the spec's, else the one generated on an
+// earlier run, else a new one. Either way it is kept (0600) in the state
+// directory, where other loco commands on this machine read it.
 func token(c *spec.Cluster, dir string) (string, error) {
-	if c.API.Token != "" {
-		return c.API.Token, nil
-	}
 	path := filepath.Join(dir, "api-token")
-	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 16 {
-		return strings.TrimSpace(string(b)), nil
+	t := c.API.Token
+	if t == "" {
+		if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 16 {
+			return strings.TrimSpace(string(b)), nil
+		}
+		raw := make([]byte, 16)
+		if _, err := rand.Read(raw); err != nil {
+			return "", fmt.Errorf("generating an API token: %w", err)
+		}
+		t = hex.EncodeToString(raw)
 	}
-	raw := make([]byte, 16)
-	if _, err := rand.Read(raw); err != nil {
-		return "", fmt.Errorf("generating an API token: %w", err)
-	}
-	t := hex.EncodeToString(raw)
 	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("saving the API token: %w", err)
 	}
@@ -218,8 +222,19 @@ func prepare(ctx context.Context, c *spec.Cluster, stateDir string, opts Options
 	return p, host, set, diags, err
 }
 
+// SetAPIAddr records where the API actually listens (the spec may ask for
+// port 0), so other loco commands can find it.
+func (cl *Cluster) SetAPIAddr(addr string) error {
+	cl.apiAddr = addr
+	return cl.writeState()
+}
+
 func (cl *Cluster) writeState() error {
-	st := State{Cluster: cl.Spec.Name, SpecFile: cl.Spec.File, LocoPID: os.Getpid(), APIListen: cl.Spec.API.Listen, Plan: cl.plan, Updated: time.Now()}
+	listen := cl.apiAddr
+	if listen == "" {
+		listen = cl.Spec.API.Listen
+	}
+	st := State{Cluster: cl.Spec.Name, SpecFile: cl.Spec.File, LocoPID: os.Getpid(), APIListen: listen, Plan: cl.plan, StopGrace: cl.Spec.Runtime.StopGrace, Updated: time.Now()}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err

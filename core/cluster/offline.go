@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -75,12 +76,16 @@ func Inspect(dir string) (*State, []GuestState, error) {
 }
 
 // Stop stops the cluster in dir. A loco that runs it is asked (SIGTERM) to
-// stop its guests and exit; otherwise the guests are stopped here. With
-// destroy, the guests' disk overlays are deleted afterwards; nothing else is.
+// stop its guests and exit, with the spec's grace; otherwise the guests are
+// stopped here with grace (negative: the spec's stop_grace). With destroy,
+// the guests' disk overlays are deleted afterwards; nothing else is.
 func Stop(ctx context.Context, log *slog.Logger, dir string, grace time.Duration, destroy bool) error {
 	st, err := ReadState(dir)
 	if err != nil {
 		return fmt.Errorf("reading the cluster state in %s: %w", dir, err)
+	}
+	if grace < 0 {
+		grace = st.StopGrace
 	}
 	if pid := LockHolder(dir); pid > 0 {
 		log.Info("asking the running loco to stop the cluster", "pid", pid)
@@ -125,4 +130,21 @@ func Stop(ctx context.Context, log *slog.Logger, dir string, grace time.Duration
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// APIEndpoint is where the running loco of the cluster in dir serves its
+// API, and its token, for commands that talk to it (`loco lan`, `loco mcp`).
+func APIEndpoint(dir string) (baseURL, token string, err error) {
+	if LockHolder(dir) == 0 {
+		return "", "", fmt.Errorf("no loco runs the cluster in %s: start it with `loco run`", dir)
+	}
+	st, err := ReadState(dir)
+	if err != nil {
+		return "", "", err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "api-token"))
+	if err != nil {
+		return "", "", fmt.Errorf("reading the API token: %w", err)
+	}
+	return "http://" + st.APIListen, strings.TrimSpace(string(b)), nil
 }

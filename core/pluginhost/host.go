@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -461,7 +462,7 @@ func (p *Plugin) restart() error {
 		if err != nil {
 			return fmt.Errorf("re-attaching instance %d: %w", a.in.Index, err)
 		}
-		if !equalArgs(args, a.args) {
+		if !slices.Equal(args, a.args) {
 			// The guest runs with the old arguments; only a guest restart
 			// would pick these up. A plugin should derive them from state.
 			p.log.Warn("plugin gave an instance new QEMU arguments after a restart", "instance", a.in.Index, "old", a.args, "new", args)
@@ -469,16 +470,4 @@ func (p *Plugin) restart() error {
 	}
 	p.log.Info("plugin restarted and state re-sent", "pid", p.PID(), "instances", len(attached))
 	return nil
-}
-
-func equalArgs(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

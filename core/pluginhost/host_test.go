@@ -17,8 +17,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/locolan/loco/core/spec"
+	"github.com/locolan/loco/internal/proc"
 	"github.com/locolan/loco/sdk"
 )
 
@@ -294,16 +297,7 @@ func waitGone(t *testing.T, pid int) {
 	t.Errorf("plugin process %d still runs after its host is gone", pid)
 }
 
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the parenthesised command name.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
-}
+func alive(pid int) bool { return proc.Alive(pid) }
 
 func TestDiscoverExplainsSkips(t *testing.T) {
 	dir := t.TempDir()
@@ -340,5 +334,57 @@ func TestDiscoverExplainsSkips(t *testing.T) {
 	}
 	if _, ok := got["unrelated@"+dir]; ok {
 		t.Error("a file without the plugin prefix was listed")
+	}
+}
+
+// TestServeWithoutGoPlugin: the same services answer a plain gRPC dial when
+// the plugin runs as `serve --listen`, the way a sidecar would, and a
+// non-loopback address is refused without --allow-remote.
+func TestServeWithoutGoPlugin(t *testing.T) {
+	bin := filepath.Join(pluginDir, "loco-plugin-network-test")
+	out, err := exec.Command(bin, "serve", "--listen", "0.0.0.0:0").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "not a loopback address") {
+		t.Errorf("non-loopback listen: err %v, output %s", err, out)
+	}
+
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0")
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = testWriter{t}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(strings.TrimSpace(addr), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := sdk.NewClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	info, err := c.Info(ctx)
+	if err != nil || info.Name != "test" || info.Kind != sdk.KindNetwork {
+		t.Fatalf("info %+v, %v", info, err)
+	}
+	if _, err := c.LANStatus(ctx); err != nil {
+		t.Errorf("status: %v", err)
+	}
+	// SIGTERM stops it cleanly.
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
+	}
+}
+
+// TestBinaryRefusesToRunByHand: started without loco's handshake cookie, a
+// plugin says what it is instead of hanging.
+func TestBinaryRefusesToRunByHand(t *testing.T) {
+	out, err := exec.Command(filepath.Join(pluginDir, "loco-plugin-network-test")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "is a loco plugin: loco starts it") {
+		t.Errorf("err %v, output %s", err, out)
 	}
 }

@@ -11,52 +11,17 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/locolan/loco/internal/testenv"
 )
 
-// testKernel returns the test guest kernel built by `make testguest`.
-// LOCO_TESTGUEST_DIR overrides the location.
+// testKernel is the test guest's kernel, built by `make testguest` (or by
+// testenv when missing).
 func testKernel(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("LOCO_TESTGUEST_DIR")
-	if dir == "" {
-		dir = filepath.Join(repoRoot(t), "build", "testguest")
-	}
-	k := filepath.Join(dir, "vmlinuz")
-	if _, err := os.Stat(k); err != nil {
-		t.Fatalf("test guest kernel missing (%v): run `make testguest` at the repository root, or set LOCO_TESTGUEST_DIR", err)
-	}
-	return k
+	return filepath.Join(testenv.TestGuest(t), "vmlinuz")
 }
 
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's working directory")
-		}
-		dir = parent
-	}
-}
-
-// shortDir returns a fresh directory with a short path: t.TempDir paths can
-// exceed the 107 usable bytes of a unix socket path.
-func shortDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "lq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
+func shortDir(t *testing.T) string { return testenv.ShortTempDir(t) }
 
 // syncBuffer collects a child's stderr while the test reads it.
 type syncBuffer struct {

@@ -14,7 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +23,7 @@ import (
 	"github.com/locolan/loco/core/plan"
 	"github.com/locolan/loco/core/qemu"
 	"github.com/locolan/loco/core/runtime"
+	"github.com/locolan/loco/internal/proc"
 )
 
 // Driver runs guests as local processes.
@@ -201,7 +202,7 @@ func (d *Driver) Find(ctx context.Context, pg plan.Guest) (runtime.Guest, bool, 
 			"guest", pg.Name, "pid", rec.PID, "err", err)
 		return nil, false, nil
 	}
-	if !equal(rec.Args, pg.Args) {
+	if !slices.Equal(rec.Args, pg.Args) {
 		d.Log.Warn("running guest was started with another command line; restart it to apply the new spec", "guest", pg.Name)
 	}
 	g := &guest{qmp: pg.QMPSocket, pid: rec.PID, started: rec.Started, reattached: true, exited: make(chan struct{})}
@@ -293,42 +294,11 @@ func Status(pg plan.Guest) (pid int, started time.Time, running bool) {
 	return rec.PID, rec.Started, err == nil && tick == rec.StartTick
 }
 
-// alive is true for a live process; a zombie is not alive.
-func alive(pid int) bool {
-	st, err := procStat(pid)
-	return err == nil && st.state != "Z" && st.state != "X"
-}
-
-type stat struct {
-	state     string
-	startTick uint64
-}
-
-func procStat(pid int) (stat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return stat{}, err
-	}
-	// The command name is in parentheses and may hold spaces.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return stat{}, fmt.Errorf("unreadable /proc/%d/stat", pid)
-	}
-	fields := strings.Fields(s[i+1:])
-	if len(fields) < 20 {
-		return stat{}, fmt.Errorf("short /proc/%d/stat", pid)
-	}
-	tick, err := strconv.ParseUint(fields[19], 10, 64)
-	if err != nil {
-		return stat{}, fmt.Errorf("/proc/%d/stat start time: %w", pid, err)
-	}
-	return stat{state: fields[0], startTick: tick}, nil
-}
+func alive(pid int) bool { return proc.Alive(pid) }
 
 func startTick(pid int) (uint64, error) {
-	st, err := procStat(pid)
-	return st.startTick, err
+	st, err := proc.Read(pid)
+	return st.StartTick, err
 }
 
 func writeJSON(path string, v any) error {
@@ -372,16 +342,4 @@ func logTail(path string) string {
 		return ""
 	}
 	return "\nQEMU said:\n" + s
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/locolan/loco/core/plan"
 	"github.com/locolan/loco/core/qemu"
 	"github.com/locolan/loco/core/runtime"
+	"github.com/locolan/loco/internal/testenv"
 )
 
 // Factory makes a fresh driver, as a new loco process would.
@@ -48,17 +49,8 @@ func PausedGuest(t testing.TB, root, name string, index int, base string) plan.G
 	return g
 }
 
-// ShortDir is a temporary directory with a short path: unix socket paths
-// must fit in 108 bytes, and t.TempDir paths often do not.
-func ShortDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "lp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
+// ShortDir is a temporary directory with a short path, for unix sockets.
+func ShortDir(t *testing.T) string { return testenv.ShortTempDir(t) }
 
 func sum(t testing.TB, path string) [32]byte {
 	b, err := os.ReadFile(path)
