@@ -129,13 +129,13 @@ func live(ctx context.Context, w io.Writer, cl *cluster.Cluster, tty, quiet bool
 	defer tick.Stop()
 	last := ""
 	for {
-		table := guestTable(cl)
 		if tty {
-			fmt.Fprintf(w, "\033[H\033[2J%s\n(Ctrl-C stops the guests; their disks are kept)\n", table)
-		} else if !quiet && table != last {
+			fmt.Fprintf(w, "\033[H\033[2J%s\n(Ctrl-C stops the guests; their disks are kept)\n", guestTable(cl, true))
+		} else if table := guestTable(cl, false); !quiet && table != last {
+			// Without a terminal, print only when something changed.
 			fmt.Fprint(w, table)
+			last = table
 		}
-		last = table
 		select {
 		case <-ctx.Done():
 			return
@@ -149,16 +149,26 @@ func live(ctx context.Context, w io.Writer, cl *cluster.Cluster, tty, quiet bool
 	}
 }
 
-func guestTable(cl *cluster.Cluster) string {
+// guestTable renders the guests; the uptime column only when asked, since
+// it changes every second.
+func guestTable(cl *cluster.Cluster, uptime bool) string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "GUEST\tSTATE\tPID\tACCEL\tUPTIME\tRESTARTS")
+	fmt.Fprint(tw, "GUEST\tSTATE\tPID\tACCEL\tRESTARTS")
+	if uptime {
+		fmt.Fprint(tw, "\tUPTIME")
+	}
+	fmt.Fprintln(tw)
 	for _, g := range cl.Guests() {
-		up := "-"
-		if g.State == supervise.Running {
-			up = time.Since(g.Started).Truncate(time.Second).String()
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d", g.Name, g.State, g.PID, cl.Plan().Accel, g.Restarts)
+		if uptime {
+			up := "-"
+			if g.State == supervise.Running {
+				up = time.Since(g.Started).Truncate(time.Second).String()
+			}
+			fmt.Fprintf(tw, "\t%s", up)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\n", g.Name, g.State, g.PID, cl.Plan().Accel, up, g.Restarts)
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
 	return b.String()
