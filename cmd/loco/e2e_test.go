@@ -367,6 +367,22 @@ func TestBadInputFailsBeforeAnyGuestStarts(t *testing.T) {
 			}
 		})
 	}
+	t.Run("API port in use", func(t *testing.T) {
+		busy, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer busy.Close()
+		path := filepath.Join(e.dir, "busy.hcl")
+		os.WriteFile(path, []byte(strings.Replace(string(src), `listen = "127.0.0.1:0"`, fmt.Sprintf("listen = %q", busy.Addr().String()), 1)), 0o644)
+		_, errOut, code := e.loco("run", "--detach", path)
+		if code == 0 || !strings.Contains(errOut, "the API cannot listen on "+busy.Addr().String()) {
+			t.Errorf("exit %d, stderr:\n%s", code, errOut)
+		}
+		if _, err := os.Stat(filepath.Join(e.stateDir, "good", "guests")); err == nil {
+			t.Error("a guest was started although the API could not listen")
+		}
+	})
 	t.Run("two clusters on one state directory", func(t *testing.T) {
 		shared := filepath.Join(e.dir, "shared")
 		a := e.spec("alpha", 1, fmt.Sprintf("  state_dir = %q\n", shared))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -74,6 +75,11 @@ the bearer token printed at start (also in <state_dir>/api-token).`,
 				return err
 			}
 			defer cl.Close()
+			lis, err := net.Listen("tcp", c.API.Listen)
+			if err != nil {
+				return fmt.Errorf("the API cannot listen on %s (api.listen): %w", c.API.Listen, err)
+			}
+			defer lis.Close()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			diags, err := cl.Up(ctx)
@@ -89,12 +95,8 @@ the bearer token printed at start (also in <state_dir>/api-token).`,
 				}
 				return exitError{1}
 			}
-			srv := api.New(cl, cl.Token, log)
-			addr, apiDone, err := srv.ListenAndServe(ctx, c.API.Listen)
-			if err != nil {
-				cl.Detach()
-				return fmt.Errorf("%w (the guests keep running; `loco stop %s` stops them)", err, c.Name)
-			}
+			apiDone := api.New(cl, cl.Token, log).Serve(ctx, lis)
+			addr := lis.Addr()
 			if err := cl.SetAPIAddr(addr.String()); err != nil {
 				log.Warn("could not record the API address", "err", err)
 			}

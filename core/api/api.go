@@ -75,12 +75,9 @@ func (s *Server) authorized(r *http.Request) bool {
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) == 1
 }
 
-// ListenAndServe serves until ctx ends.
-func (s *Server) ListenAndServe(ctx context.Context, addr string) (net.Addr, <-chan error, error) {
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("API listening on %s: %w", addr, err)
-	}
+// Serve serves on lis until ctx ends. The caller listens first, so a busy
+// port is reported before any guest boots.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) <-chan error {
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() {
@@ -96,7 +93,7 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) (net.Addr, <-c
 		defer cancel()
 		srv.Shutdown(sctx)
 	}()
-	return lis.Addr(), done, nil
+	return done
 }
 
 // Instance is a guest as the API shows it.
