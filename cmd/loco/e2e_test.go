@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,6 +29,7 @@ type e2e struct {
 	guest    string
 	stateDir string
 	dir      string
+	specs    []string // every spec written, to stop them all at the end
 }
 
 func newE2E(t *testing.T) *e2e {
@@ -35,8 +37,11 @@ func newE2E(t *testing.T) *e2e {
 	e := &e2e{t: t, bin: filepath.Join(testenv.Binaries(t), "loco"), guest: testenv.TestGuest(t), dir: testenv.ShortTempDir(t)}
 	e.stateDir = filepath.Join(e.dir, "state")
 	t.Cleanup(func() {
-		// Whatever a failed test left running: stop it hard.
-		e.loco("stop", "--grace", "0s", "--destroy", filepath.Join(e.dir, "cluster.hcl"))
+		// Whatever a failed test left running: stop it hard, before its
+		// state directory is removed under it.
+		for _, s := range e.specs {
+			e.loco("stop", "--grace", "0s", "--destroy", s)
+		}
 	})
 	return e
 }
@@ -66,6 +71,9 @@ func (e *e2e) spec(name string, n int, extra string) string {
 `, name, n, filepath.Join(e.guest, "vmlinuz"), filepath.Join(e.guest, "initrd.img"), filepath.Join(e.guest, "base.qcow2"), extra)
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 		e.t.Fatal(err)
+	}
+	if !slices.Contains(e.specs, path) {
+		e.specs = append(e.specs, path)
 	}
 	return path
 }

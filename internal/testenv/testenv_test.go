@@ -21,3 +21,5 @@ func TestBinariesAndGuest(t *testing.T) {
 		t.Error("ShortTempDir is not short")
 	}
 }
+
+func TestMain(m *testing.M) { os.Exit(Main(m)) }
