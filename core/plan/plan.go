@@ -49,6 +49,9 @@ type Guest struct {
 	PIDFile        string   `json:"pid_file"`
 	MemoryMiB      int      `json:"memory_mib"`
 	CPUs           int      `json:"cpus"`
+	// Pointer is "ps2" (relative motion only) or "tablet" (absolute too):
+	// clients choose how to send the mouse by it.
+	Pointer string `json:"pointer"`
 }
 
 // Service is a process the cluster needs besides its guests: a plugin.
@@ -154,7 +157,7 @@ func buildGuest(c *spec.Cluster, in Inputs, i int) (Guest, error) {
 	hw := c.GuestFor(i)
 	dir, g := guestFiles(in.StateDir, i)
 	g.Index, g.Name, g.MAC = i, GuestName(c.Name, i), qemu.MAC(c.Name, i).String()
-	g.MemoryMiB, g.CPUs = hw.MemoryMiB, hw.CPUs
+	g.MemoryMiB, g.CPUs, g.Pointer = hw.MemoryMiB, hw.CPUs, hw.Pointer
 	for _, s := range []string{g.QMPSocket, g.InputQMPSocket, g.ConsoleSocket, strings.TrimPrefix(g.VNC, "unix:")} {
 		if len(s) > maxSocketPath {
 			return g, fmt.Errorf("socket path %s is %d bytes, more than a unix socket allows (%d): choose a shorter state_dir", s, len(s), maxSocketPath)
