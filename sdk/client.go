@@ -99,13 +99,7 @@ func (c *Client) LANStatus(ctx context.Context) (LANStatus, error) {
 	if err != nil {
 		return LANStatus{}, fmt.Errorf("asking the network plugin for LAN status: %w", err)
 	}
-	st := LANStatus{Healthy: r.Healthy, Summary: r.Summary}
-	for _, p := range r.Ports {
-		st.Ports = append(st.Ports, Port{Instance: p.Instance, MAC: p.Mac, IPs: p.Ips, LinkUp: p.LinkUp,
-			RxFrames: p.RxFrames, TxFrames: p.TxFrames, RxBytes: p.RxBytes, TxBytes: p.TxBytes, Drops: p.Drops,
-			Reachable: p.Reachable, RTTMillis: p.RttMs, FramesByEtherType: p.FramesByEthertype, Peers: p.Peers})
-	}
-	return st, nil
+	return lanStatusFromProto(r), nil
 }
 
 func (c *Client) Offer(ctx context.Context, instance uint32, sdp string) (answer, sessionID string, err error) {

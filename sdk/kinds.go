@@ -28,30 +28,6 @@ type Network interface {
 	Status(ctx context.Context) (LANStatus, error)
 }
 
-// LANStatus is the health of the segment.
-type LANStatus struct {
-	Healthy bool
-	Summary string
-	Ports   []Port
-}
-
-// Port is one guest's place on the segment.
-type Port struct {
-	Instance          uint32
-	MAC               string
-	IPs               []string
-	LinkUp            bool
-	RxFrames          uint64
-	TxFrames          uint64
-	RxBytes           uint64
-	TxBytes           uint64
-	Drops             uint64
-	Reachable         bool
-	RTTMillis         float64
-	FramesByEtherType map[string]uint64
-	Peers             []uint32
-}
-
 // Stream plugins turn a guest's display and sound into a browser stream.
 type Stream interface {
 	Plugin

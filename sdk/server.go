@@ -102,16 +102,7 @@ func (s *networkServer) Status(ctx context.Context, _ *networkv1.StatusRequest) 
 	if err != nil {
 		return nil, rpcError(err)
 	}
-	out := &networkv1.StatusResponse{Healthy: st.Healthy, Summary: st.Summary}
-	for _, p := range st.Ports {
-		out.Ports = append(out.Ports, &networkv1.Port{
-			Instance: p.Instance, Mac: p.MAC, Ips: p.IPs, LinkUp: p.LinkUp,
-			RxFrames: p.RxFrames, TxFrames: p.TxFrames, RxBytes: p.RxBytes, TxBytes: p.TxBytes,
-			Drops: p.Drops, Reachable: p.Reachable, RttMs: p.RTTMillis,
-			FramesByEthertype: p.FramesByEtherType, Peers: p.Peers,
-		})
-	}
-	return out, nil
+	return lanStatusToProto(st), nil
 }
 
 type streamServer struct {

@@ -150,10 +150,22 @@ func (*StatusRequest) Descriptor() ([]byte, []int) {
 }
 
 type StatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ports         []*Port                `protobuf:"bytes,1,rep,name=ports,proto3" json:"ports,omitempty"`
-	Healthy       bool                   `protobuf:"varint,2,opt,name=healthy,proto3" json:"healthy,omitempty"`
-	Summary       string                 `protobuf:"bytes,3,opt,name=summary,proto3" json:"summary,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Ports   []*Port                `protobuf:"bytes,1,rep,name=ports,proto3" json:"ports,omitempty"`
+	Healthy bool                   `protobuf:"varint,2,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	Summary string                 `protobuf:"bytes,3,opt,name=summary,proto3" json:"summary,omitempty"`
+	// The plugin's own station on the segment (DHCP server, probe host), if
+	// it has one.
+	HostMac string `protobuf:"bytes,4,opt,name=host_mac,json=hostMac,proto3" json:"host_mac,omitempty"`
+	HostIp  string `protobuf:"bytes,5,opt,name=host_ip,json=hostIp,proto3" json:"host_ip,omitempty"`
+	// subnet is the DHCP subnet in CIDR form; empty when DHCP is off.
+	Subnet string `protobuf:"bytes,6,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	// drops counts frames the segment discarded, by reason (e.g. "runt",
+	// "oversize", "queue_full"), whichever port they came from.
+	Drops map[string]uint64 `protobuf:"bytes,7,rep,name=drops,proto3" json:"drops,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// links is the connectivity matrix: unicast frames observed from one
+	// guest to another.
+	Links         []*Link `protobuf:"bytes,8,rep,name=links,proto3" json:"links,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -209,22 +221,67 @@ func (x *StatusResponse) GetSummary() string {
 	return ""
 }
 
+func (x *StatusResponse) GetHostMac() string {
+	if x != nil {
+		return x.HostMac
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetHostIp() string {
+	if x != nil {
+		return x.HostIp
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetDrops() map[string]uint64 {
+	if x != nil {
+		return x.Drops
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetLinks() []*Link {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
 type Port struct {
-	state             protoimpl.MessageState `protogen:"open.v1"`
-	Instance          uint32                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
-	Mac               string                 `protobuf:"bytes,2,opt,name=mac,proto3" json:"mac,omitempty"`
-	Ips               []string               `protobuf:"bytes,3,rep,name=ips,proto3" json:"ips,omitempty"`
-	LinkUp            bool                   `protobuf:"varint,4,opt,name=link_up,json=linkUp,proto3" json:"link_up,omitempty"`
-	RxFrames          uint64                 `protobuf:"varint,5,opt,name=rx_frames,json=rxFrames,proto3" json:"rx_frames,omitempty"`
-	TxFrames          uint64                 `protobuf:"varint,6,opt,name=tx_frames,json=txFrames,proto3" json:"tx_frames,omitempty"`
-	RxBytes           uint64                 `protobuf:"varint,7,opt,name=rx_bytes,json=rxBytes,proto3" json:"rx_bytes,omitempty"`
-	TxBytes           uint64                 `protobuf:"varint,8,opt,name=tx_bytes,json=txBytes,proto3" json:"tx_bytes,omitempty"`
-	Drops             uint64                 `protobuf:"varint,9,opt,name=drops,proto3" json:"drops,omitempty"`
-	Reachable         bool                   `protobuf:"varint,10,opt,name=reachable,proto3" json:"reachable,omitempty"`
-	RttMs             float64                `protobuf:"fixed64,11,opt,name=rtt_ms,json=rttMs,proto3" json:"rtt_ms,omitempty"`
-	FramesByEthertype map[string]uint64      `protobuf:"bytes,12,rep,name=frames_by_ethertype,json=framesByEthertype,proto3" json:"frames_by_ethertype,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Instance uint32                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	Mac      string                 `protobuf:"bytes,2,opt,name=mac,proto3" json:"mac,omitempty"`
+	Ips      []string               `protobuf:"bytes,3,rep,name=ips,proto3" json:"ips,omitempty"`
+	LinkUp   bool                   `protobuf:"varint,4,opt,name=link_up,json=linkUp,proto3" json:"link_up,omitempty"`
+	// rx counts frames the guest sent into the segment, tx frames the segment
+	// delivered to the guest.
+	RxFrames  uint64  `protobuf:"varint,5,opt,name=rx_frames,json=rxFrames,proto3" json:"rx_frames,omitempty"`
+	TxFrames  uint64  `protobuf:"varint,6,opt,name=tx_frames,json=txFrames,proto3" json:"tx_frames,omitempty"`
+	RxBytes   uint64  `protobuf:"varint,7,opt,name=rx_bytes,json=rxBytes,proto3" json:"rx_bytes,omitempty"`
+	TxBytes   uint64  `protobuf:"varint,8,opt,name=tx_bytes,json=txBytes,proto3" json:"tx_bytes,omitempty"`
+	Drops     uint64  `protobuf:"varint,9,opt,name=drops,proto3" json:"drops,omitempty"`
+	Reachable bool    `protobuf:"varint,10,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	RttMs     float64 `protobuf:"fixed64,11,opt,name=rtt_ms,json=rttMs,proto3" json:"rtt_ms,omitempty"`
+	// frames_by_ethertype counts rx plus tx frames by EtherType name.
+	FramesByEthertype map[string]uint64 `protobuf:"bytes,12,rep,name=frames_by_ethertype,json=framesByEthertype,proto3" json:"frames_by_ethertype,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// peers lists the instances this port has exchanged unicast frames with.
-	Peers         []uint32 `protobuf:"varint,13,rep,packed,name=peers,proto3" json:"peers,omitempty"`
+	Peers         []uint32            `protobuf:"varint,13,rep,packed,name=peers,proto3" json:"peers,omitempty"`
+	Name          string              `protobuf:"bytes,14,opt,name=name,proto3" json:"name,omitempty"`
+	RxByEthertype map[string]*Traffic `protobuf:"bytes,15,rep,name=rx_by_ethertype,json=rxByEthertype,proto3" json:"rx_by_ethertype,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	TxByEthertype map[string]*Traffic `protobuf:"bytes,16,rep,name=tx_by_ethertype,json=txByEthertype,proto3" json:"tx_by_ethertype,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// last_seen_ms is how long ago the guest sent its last frame; -1 if never.
+	LastSeenMs int64 `protobuf:"varint,17,opt,name=last_seen_ms,json=lastSeenMs,proto3" json:"last_seen_ms,omitempty"`
+	// last_reply_ms is how long ago the guest last answered a probe; -1 if never.
+	LastReplyMs   int64 `protobuf:"varint,18,opt,name=last_reply_ms,json=lastReplyMs,proto3" json:"last_reply_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -350,6 +407,305 @@ func (x *Port) GetPeers() []uint32 {
 	return nil
 }
 
+func (x *Port) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Port) GetRxByEthertype() map[string]*Traffic {
+	if x != nil {
+		return x.RxByEthertype
+	}
+	return nil
+}
+
+func (x *Port) GetTxByEthertype() map[string]*Traffic {
+	if x != nil {
+		return x.TxByEthertype
+	}
+	return nil
+}
+
+func (x *Port) GetLastSeenMs() int64 {
+	if x != nil {
+		return x.LastSeenMs
+	}
+	return 0
+}
+
+func (x *Port) GetLastReplyMs() int64 {
+	if x != nil {
+		return x.LastReplyMs
+	}
+	return 0
+}
+
+type Traffic struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Frames        uint64                 `protobuf:"varint,1,opt,name=frames,proto3" json:"frames,omitempty"`
+	Bytes         uint64                 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Traffic) Reset() {
+	*x = Traffic{}
+	mi := &file_loco_network_v1_network_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Traffic) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Traffic) ProtoMessage() {}
+
+func (x *Traffic) ProtoReflect() protoreflect.Message {
+	mi := &file_loco_network_v1_network_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Traffic.ProtoReflect.Descriptor instead.
+func (*Traffic) Descriptor() ([]byte, []int) {
+	return file_loco_network_v1_network_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Traffic) GetFrames() uint64 {
+	if x != nil {
+		return x.Frames
+	}
+	return 0
+}
+
+func (x *Traffic) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+type Link struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          uint32                 `protobuf:"varint,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            uint32                 `protobuf:"varint,2,opt,name=to,proto3" json:"to,omitempty"`
+	Frames        uint64                 `protobuf:"varint,3,opt,name=frames,proto3" json:"frames,omitempty"`
+	Bytes         uint64                 `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Link) Reset() {
+	*x = Link{}
+	mi := &file_loco_network_v1_network_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Link) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Link) ProtoMessage() {}
+
+func (x *Link) ProtoReflect() protoreflect.Message {
+	mi := &file_loco_network_v1_network_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Link.ProtoReflect.Descriptor instead.
+func (*Link) Descriptor() ([]byte, []int) {
+	return file_loco_network_v1_network_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Link) GetFrom() uint32 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *Link) GetTo() uint32 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+func (x *Link) GetFrames() uint64 {
+	if x != nil {
+		return x.Frames
+	}
+	return 0
+}
+
+func (x *Link) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+type CaptureRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// instances limits the capture to frames from or to these guests
+	// (broadcasts included); empty means every frame.
+	Instances []uint32 `protobuf:"varint,1,rep,packed,name=instances,proto3" json:"instances,omitempty"`
+	// snaplen truncates each frame's data; 0 keeps whole frames.
+	Snaplen       uint32 `protobuf:"varint,2,opt,name=snaplen,proto3" json:"snaplen,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CaptureRequest) Reset() {
+	*x = CaptureRequest{}
+	mi := &file_loco_network_v1_network_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CaptureRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CaptureRequest) ProtoMessage() {}
+
+func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loco_network_v1_network_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CaptureRequest.ProtoReflect.Descriptor instead.
+func (*CaptureRequest) Descriptor() ([]byte, []int) {
+	return file_loco_network_v1_network_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CaptureRequest) GetInstances() []uint32 {
+	if x != nil {
+		return x.Instances
+	}
+	return nil
+}
+
+func (x *CaptureRequest) GetSnaplen() uint32 {
+	if x != nil {
+		return x.Snaplen
+	}
+	return 0
+}
+
+type CapturedFrame struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	UnixNano int64                  `protobuf:"varint,1,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
+	Data     []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	// length is the frame's length on the wire, before any snaplen cut.
+	Length uint32 `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"`
+	// ingress is the instance the frame came from; from_host marks frames the
+	// plugin's own station sent (then ingress is 0).
+	Ingress  uint32 `protobuf:"varint,4,opt,name=ingress,proto3" json:"ingress,omitempty"`
+	FromHost bool   `protobuf:"varint,5,opt,name=from_host,json=fromHost,proto3" json:"from_host,omitempty"`
+	// dropped counts frames this capture lost before this one because the
+	// reader fell behind.
+	Dropped       uint64 `protobuf:"varint,6,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CapturedFrame) Reset() {
+	*x = CapturedFrame{}
+	mi := &file_loco_network_v1_network_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CapturedFrame) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CapturedFrame) ProtoMessage() {}
+
+func (x *CapturedFrame) ProtoReflect() protoreflect.Message {
+	mi := &file_loco_network_v1_network_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CapturedFrame.ProtoReflect.Descriptor instead.
+func (*CapturedFrame) Descriptor() ([]byte, []int) {
+	return file_loco_network_v1_network_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CapturedFrame) GetUnixNano() int64 {
+	if x != nil {
+		return x.UnixNano
+	}
+	return 0
+}
+
+func (x *CapturedFrame) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *CapturedFrame) GetLength() uint32 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *CapturedFrame) GetIngress() uint32 {
+	if x != nil {
+		return x.Ingress
+	}
+	return 0
+}
+
+func (x *CapturedFrame) GetFromHost() bool {
+	if x != nil {
+		return x.FromHost
+	}
+	return false
+}
+
+func (x *CapturedFrame) GetDropped() uint64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
 var File_loco_network_v1_network_proto protoreflect.FileDescriptor
 
 const file_loco_network_v1_network_proto_rawDesc = "" +
@@ -359,11 +715,20 @@ const file_loco_network_v1_network_proto_rawDesc = "" +
 	"\binstance\x18\x01 \x01(\v2\x18.loco.plugin.v1.InstanceR\binstance\"-\n" +
 	"\x0eAttachResponse\x12\x1b\n" +
 	"\tqemu_args\x18\x01 \x03(\tR\bqemuArgs\"\x0f\n" +
-	"\rStatusRequest\"q\n" +
+	"\rStatusRequest\"\xe6\x02\n" +
 	"\x0eStatusResponse\x12+\n" +
 	"\x05ports\x18\x01 \x03(\v2\x15.loco.network.v1.PortR\x05ports\x12\x18\n" +
 	"\ahealthy\x18\x02 \x01(\bR\ahealthy\x12\x18\n" +
-	"\asummary\x18\x03 \x01(\tR\asummary\"\xd4\x03\n" +
+	"\asummary\x18\x03 \x01(\tR\asummary\x12\x19\n" +
+	"\bhost_mac\x18\x04 \x01(\tR\ahostMac\x12\x17\n" +
+	"\ahost_ip\x18\x05 \x01(\tR\x06hostIp\x12\x16\n" +
+	"\x06subnet\x18\x06 \x01(\tR\x06subnet\x12@\n" +
+	"\x05drops\x18\a \x03(\v2*.loco.network.v1.StatusResponse.DropsEntryR\x05drops\x12+\n" +
+	"\x05links\x18\b \x03(\v2\x15.loco.network.v1.LinkR\x05links\x1a8\n" +
+	"\n" +
+	"DropsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x8a\a\n" +
 	"\x04Port\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\rR\binstance\x12\x10\n" +
 	"\x03mac\x18\x02 \x01(\tR\x03mac\x12\x10\n" +
@@ -378,13 +743,44 @@ const file_loco_network_v1_network_proto_rawDesc = "" +
 	" \x01(\bR\treachable\x12\x15\n" +
 	"\x06rtt_ms\x18\v \x01(\x01R\x05rttMs\x12\\\n" +
 	"\x13frames_by_ethertype\x18\f \x03(\v2,.loco.network.v1.Port.FramesByEthertypeEntryR\x11framesByEthertype\x12\x14\n" +
-	"\x05peers\x18\r \x03(\rR\x05peers\x1aD\n" +
+	"\x05peers\x18\r \x03(\rR\x05peers\x12\x12\n" +
+	"\x04name\x18\x0e \x01(\tR\x04name\x12P\n" +
+	"\x0frx_by_ethertype\x18\x0f \x03(\v2(.loco.network.v1.Port.RxByEthertypeEntryR\rrxByEthertype\x12P\n" +
+	"\x0ftx_by_ethertype\x18\x10 \x03(\v2(.loco.network.v1.Port.TxByEthertypeEntryR\rtxByEthertype\x12 \n" +
+	"\flast_seen_ms\x18\x11 \x01(\x03R\n" +
+	"lastSeenMs\x12\"\n" +
+	"\rlast_reply_ms\x18\x12 \x01(\x03R\vlastReplyMs\x1aD\n" +
 	"\x16FramesByEthertypeEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x012\x9f\x01\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1aZ\n" +
+	"\x12RxByEthertypeEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
+	"\x05value\x18\x02 \x01(\v2\x18.loco.network.v1.TrafficR\x05value:\x028\x01\x1aZ\n" +
+	"\x12TxByEthertypeEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
+	"\x05value\x18\x02 \x01(\v2\x18.loco.network.v1.TrafficR\x05value:\x028\x01\"7\n" +
+	"\aTraffic\x12\x16\n" +
+	"\x06frames\x18\x01 \x01(\x04R\x06frames\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\"X\n" +
+	"\x04Link\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\rR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\rR\x02to\x12\x16\n" +
+	"\x06frames\x18\x03 \x01(\x04R\x06frames\x12\x14\n" +
+	"\x05bytes\x18\x04 \x01(\x04R\x05bytes\"H\n" +
+	"\x0eCaptureRequest\x12\x1c\n" +
+	"\tinstances\x18\x01 \x03(\rR\tinstances\x12\x18\n" +
+	"\asnaplen\x18\x02 \x01(\rR\asnaplen\"\xa9\x01\n" +
+	"\rCapturedFrame\x12\x1b\n" +
+	"\tunix_nano\x18\x01 \x01(\x03R\bunixNano\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x16\n" +
+	"\x06length\x18\x03 \x01(\rR\x06length\x12\x18\n" +
+	"\aingress\x18\x04 \x01(\rR\aingress\x12\x1b\n" +
+	"\tfrom_host\x18\x05 \x01(\bR\bfromHost\x12\x18\n" +
+	"\adropped\x18\x06 \x01(\x04R\adropped2\xed\x01\n" +
 	"\aNetwork\x12I\n" +
 	"\x06Attach\x12\x1e.loco.network.v1.AttachRequest\x1a\x1f.loco.network.v1.AttachResponse\x12I\n" +
-	"\x06Status\x12\x1e.loco.network.v1.StatusRequest\x1a\x1f.loco.network.v1.StatusResponseB=Z;github.com/locolan/loco/sdk/proto/loco/network/v1;networkv1b\x06proto3"
+	"\x06Status\x12\x1e.loco.network.v1.StatusRequest\x1a\x1f.loco.network.v1.StatusResponse\x12L\n" +
+	"\aCapture\x12\x1f.loco.network.v1.CaptureRequest\x1a\x1e.loco.network.v1.CapturedFrame0\x01B=Z;github.com/locolan/loco/sdk/proto/loco/network/v1;networkv1b\x06proto3"
 
 var (
 	file_loco_network_v1_network_proto_rawDescOnce sync.Once
@@ -398,29 +794,44 @@ func file_loco_network_v1_network_proto_rawDescGZIP() []byte {
 	return file_loco_network_v1_network_proto_rawDescData
 }
 
-var file_loco_network_v1_network_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_loco_network_v1_network_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_loco_network_v1_network_proto_goTypes = []any{
 	(*AttachRequest)(nil),  // 0: loco.network.v1.AttachRequest
 	(*AttachResponse)(nil), // 1: loco.network.v1.AttachResponse
 	(*StatusRequest)(nil),  // 2: loco.network.v1.StatusRequest
 	(*StatusResponse)(nil), // 3: loco.network.v1.StatusResponse
 	(*Port)(nil),           // 4: loco.network.v1.Port
-	nil,                    // 5: loco.network.v1.Port.FramesByEthertypeEntry
-	(*v1.Instance)(nil),    // 6: loco.plugin.v1.Instance
+	(*Traffic)(nil),        // 5: loco.network.v1.Traffic
+	(*Link)(nil),           // 6: loco.network.v1.Link
+	(*CaptureRequest)(nil), // 7: loco.network.v1.CaptureRequest
+	(*CapturedFrame)(nil),  // 8: loco.network.v1.CapturedFrame
+	nil,                    // 9: loco.network.v1.StatusResponse.DropsEntry
+	nil,                    // 10: loco.network.v1.Port.FramesByEthertypeEntry
+	nil,                    // 11: loco.network.v1.Port.RxByEthertypeEntry
+	nil,                    // 12: loco.network.v1.Port.TxByEthertypeEntry
+	(*v1.Instance)(nil),    // 13: loco.plugin.v1.Instance
 }
 var file_loco_network_v1_network_proto_depIdxs = []int32{
-	6, // 0: loco.network.v1.AttachRequest.instance:type_name -> loco.plugin.v1.Instance
-	4, // 1: loco.network.v1.StatusResponse.ports:type_name -> loco.network.v1.Port
-	5, // 2: loco.network.v1.Port.frames_by_ethertype:type_name -> loco.network.v1.Port.FramesByEthertypeEntry
-	0, // 3: loco.network.v1.Network.Attach:input_type -> loco.network.v1.AttachRequest
-	2, // 4: loco.network.v1.Network.Status:input_type -> loco.network.v1.StatusRequest
-	1, // 5: loco.network.v1.Network.Attach:output_type -> loco.network.v1.AttachResponse
-	3, // 6: loco.network.v1.Network.Status:output_type -> loco.network.v1.StatusResponse
-	5, // [5:7] is the sub-list for method output_type
-	3, // [3:5] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	13, // 0: loco.network.v1.AttachRequest.instance:type_name -> loco.plugin.v1.Instance
+	4,  // 1: loco.network.v1.StatusResponse.ports:type_name -> loco.network.v1.Port
+	9,  // 2: loco.network.v1.StatusResponse.drops:type_name -> loco.network.v1.StatusResponse.DropsEntry
+	6,  // 3: loco.network.v1.StatusResponse.links:type_name -> loco.network.v1.Link
+	10, // 4: loco.network.v1.Port.frames_by_ethertype:type_name -> loco.network.v1.Port.FramesByEthertypeEntry
+	11, // 5: loco.network.v1.Port.rx_by_ethertype:type_name -> loco.network.v1.Port.RxByEthertypeEntry
+	12, // 6: loco.network.v1.Port.tx_by_ethertype:type_name -> loco.network.v1.Port.TxByEthertypeEntry
+	5,  // 7: loco.network.v1.Port.RxByEthertypeEntry.value:type_name -> loco.network.v1.Traffic
+	5,  // 8: loco.network.v1.Port.TxByEthertypeEntry.value:type_name -> loco.network.v1.Traffic
+	0,  // 9: loco.network.v1.Network.Attach:input_type -> loco.network.v1.AttachRequest
+	2,  // 10: loco.network.v1.Network.Status:input_type -> loco.network.v1.StatusRequest
+	7,  // 11: loco.network.v1.Network.Capture:input_type -> loco.network.v1.CaptureRequest
+	1,  // 12: loco.network.v1.Network.Attach:output_type -> loco.network.v1.AttachResponse
+	3,  // 13: loco.network.v1.Network.Status:output_type -> loco.network.v1.StatusResponse
+	8,  // 14: loco.network.v1.Network.Capture:output_type -> loco.network.v1.CapturedFrame
+	12, // [12:15] is the sub-list for method output_type
+	9,  // [9:12] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_loco_network_v1_network_proto_init() }
@@ -434,7 +845,7 @@ func file_loco_network_v1_network_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loco_network_v1_network_proto_rawDesc), len(file_loco_network_v1_network_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,8 +22,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Network_Attach_FullMethodName = "/loco.network.v1.Network/Attach"
-	Network_Status_FullMethodName = "/loco.network.v1.Network/Status"
+	Network_Attach_FullMethodName  = "/loco.network.v1.Network/Attach"
+	Network_Status_FullMethodName  = "/loco.network.v1.Network/Status"
+	Network_Capture_FullMethodName = "/loco.network.v1.Network/Capture"
 )
 
 // NetworkClient is the client API for Network service.
@@ -35,6 +36,10 @@ type NetworkClient interface {
 	// guest's model and MAC.
 	Attach(ctx context.Context, in *AttachRequest, opts ...grpc.CallOption) (*AttachResponse, error)
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
+	// Capture streams a copy of every frame that enters the segment until the
+	// client goes away. Optional: a plugin that cannot see frames answers
+	// UNIMPLEMENTED.
+	Capture(ctx context.Context, in *CaptureRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CapturedFrame], error)
 }
 
 type networkClient struct {
@@ -65,6 +70,25 @@ func (c *networkClient) Status(ctx context.Context, in *StatusRequest, opts ...g
 	return out, nil
 }
 
+func (c *networkClient) Capture(ctx context.Context, in *CaptureRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CapturedFrame], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Network_ServiceDesc.Streams[0], Network_Capture_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CaptureRequest, CapturedFrame]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Network_CaptureClient = grpc.ServerStreamingClient[CapturedFrame]
+
 // NetworkServer is the server API for Network service.
 // All implementations must embed UnimplementedNetworkServer
 // for forward compatibility.
@@ -74,6 +98,10 @@ type NetworkServer interface {
 	// guest's model and MAC.
 	Attach(context.Context, *AttachRequest) (*AttachResponse, error)
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
+	// Capture streams a copy of every frame that enters the segment until the
+	// client goes away. Optional: a plugin that cannot see frames answers
+	// UNIMPLEMENTED.
+	Capture(*CaptureRequest, grpc.ServerStreamingServer[CapturedFrame]) error
 	mustEmbedUnimplementedNetworkServer()
 }
 
@@ -89,6 +117,9 @@ func (UnimplementedNetworkServer) Attach(context.Context, *AttachRequest) (*Atta
 }
 func (UnimplementedNetworkServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedNetworkServer) Capture(*CaptureRequest, grpc.ServerStreamingServer[CapturedFrame]) error {
+	return status.Error(codes.Unimplemented, "method Capture not implemented")
 }
 func (UnimplementedNetworkServer) mustEmbedUnimplementedNetworkServer() {}
 func (UnimplementedNetworkServer) testEmbeddedByValue()                 {}
@@ -147,6 +178,17 @@ func _Network_Status_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Network_Capture_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(CaptureRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(NetworkServer).Capture(m, &grpc.GenericServerStream[CaptureRequest, CapturedFrame]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Network_CaptureServer = grpc.ServerStreamingServer[CapturedFrame]
+
 // Network_ServiceDesc is the grpc.ServiceDesc for Network service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -163,6 +205,12 @@ var Network_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Network_Status_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Capture",
+			Handler:       _Network_Capture_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "loco/network/v1/network.proto",
 }
