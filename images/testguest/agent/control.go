@@ -54,10 +54,11 @@ type handler func(args string) (string, error)
 type agent struct {
 	env      env
 	handlers map[string]handler
+	net      *netState
 }
 
 func newAgent(e env) *agent {
-	a := &agent{env: e}
+	a := &agent{env: e, net: newNetState()}
 	a.handlers = map[string]handler{
 		"ping":       func(string) (string, error) { return "pong", nil },
 		"echo":       func(args string) (string, error) { return args, nil },
@@ -65,6 +66,9 @@ func newAgent(e env) *agent {
 		"info":       a.info,
 		"disk-write": a.diskWrite,
 		"disk-read":  a.diskRead,
+	}
+	for name, h := range a.netHandlers() {
+		a.handlers[name] = h
 	}
 	return a
 }

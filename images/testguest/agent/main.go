@@ -26,6 +26,7 @@ func main() {
 	out.Printf("LOCO-AGENT started pid=%d", os.Getpid())
 
 	go watchInputs("/dev/input", time.Second, out)
+	go watchStreamKeys(out) // marker, tone and motion keys (stream.go)
 
 	a := newAgent(defaultEnv())
 	serveControl(controlPath, a, out)

@@ -1,0 +1,245 @@
+//go:build linux
+
+package main
+
+// What the stream tests and benchmarks need from the guest: something that
+// changes the screen at a known moment, sound on demand, and motion.
+//
+//	F12  toggles the marker: the whole VGA console in reverse video, white
+//	     on black <-> black on white, so a browser can tell the frame that
+//	     shows it by its mean brightness alone
+//	F11  plays a 2 s 440 Hz test tone through /dev/dsp (the guest's sound
+//	     card through ALSA's OSS emulation)
+//	F10  toggles motion: the whole console redrawn with new text 25 times
+//	     a second, for bitrate and CPU measurements of a moving screen
+//
+// Keys come from every /dev/input/event* device, read independently of the
+// input echo (evdev gives each reader every event).
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+const (
+	keyF10 = 68
+	keyF11 = 87
+	keyF12 = 88
+)
+
+// Console control sequences (console_codes(4)).
+const (
+	reverseOn  = "\x1b[?5h"
+	reverseOff = "\x1b[?5l"
+	// Cursor off and screen blanking off: an idle screen that never
+	// changes by itself is what "static" means in the benchmarks.
+	staticScreen = "\x1b[?25l\x1b[9;0]"
+)
+
+type streamAids struct {
+	tty  *os.File // the VGA console
+	dsp  string
+	mu   sync.Mutex
+	rev  bool
+	tone bool
+	move chan struct{} // non-nil while motion runs; closing it stops motion
+	out  printer
+}
+
+// watchStreamKeys runs the stream aids until the agent exits.
+func watchStreamKeys(out printer) {
+	s := &streamAids{dsp: "/dev/dsp", out: out}
+	if f, err := os.OpenFile("/dev/tty0", os.O_WRONLY|noctty, 0); err == nil {
+		s.tty = f
+		f.WriteString(staticScreen)
+	} else {
+		out.Printf("LOCO-ERROR stream aids: open /dev/tty0: %v", err)
+	}
+	var mu sync.Mutex
+	open := map[string]bool{}
+	for {
+		paths, _ := filepath.Glob("/dev/input/event*")
+		for _, p := range paths {
+			mu.Lock()
+			busy := open[p]
+			open[p] = true
+			mu.Unlock()
+			if busy {
+				continue
+			}
+			go func(p string) {
+				s.readKeys(p)
+				mu.Lock()
+				delete(open, p)
+				mu.Unlock()
+			}(p)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func (s *streamAids) readKeys(path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	buf := make([]byte, inputEventSize*64)
+	for {
+		n, err := f.Read(buf)
+		for off := 0; off+inputEventSize <= n; off += inputEventSize {
+			ev, _ := decodeEvent(buf[off : off+inputEventSize])
+			if ev.Type == evKey && ev.Value == 1 {
+				s.key(ev.Code)
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (s *streamAids) key(code uint16) {
+	switch code {
+	case keyF12:
+		s.toggleMarker()
+	case keyF11:
+		go s.playTone(2*time.Second, 440)
+	case keyF10:
+		s.toggleMotion()
+	}
+}
+
+// toggleMarker flips the console between normal and reverse video. One
+// escape sequence repaints every cell at once.
+func (s *streamAids) toggleMarker() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tty == nil {
+		return
+	}
+	s.rev = !s.rev
+	seq := reverseOff
+	if s.rev {
+		seq = reverseOn
+	}
+	s.tty.WriteString(seq)
+}
+
+func (s *streamAids) toggleMotion() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.move != nil {
+		close(s.move)
+		s.move = nil
+		return
+	}
+	if s.tty == nil {
+		return
+	}
+	stop := make(chan struct{})
+	s.move = stop
+	go s.motion(stop)
+}
+
+// motion redraws the whole console with shifting text until stop closes.
+func (s *streamAids) motion(stop chan struct{}) {
+	const pattern = "loco moving screen 0123456789 ABCDEFGHIJKLMNOPQRSTUVWXYZ abcdefghijklmnopqrstuvwxyz "
+	tick := time.NewTicker(40 * time.Millisecond)
+	defer tick.Stop()
+	var b strings.Builder
+	for frame := 0; ; frame++ {
+		select {
+		case <-stop:
+			s.tty.WriteString("\x1b[0m\x1b[2J\x1b[H")
+			return
+		case <-tick.C:
+		}
+		b.Reset()
+		b.WriteString("\x1b[H")
+		for row := 0; row < 36; row++ {
+			fmt.Fprintf(&b, "\x1b[3%dm", (frame+row)%7+1)
+			for col := 0; col < 99; col++ {
+				b.WriteByte(pattern[(frame+row*3+col)%len(pattern)])
+			}
+			b.WriteString("\r\n")
+		}
+		s.mu.Lock()
+		s.tty.WriteString(b.String())
+		s.mu.Unlock()
+	}
+}
+
+// OSS ioctls (linux/soundcard.h).
+const (
+	sndctlDSPSpeed    = 0xc0045002
+	sndctlDSPSetFmt   = 0xc0045005
+	sndctlDSPChannels = 0xc0045006
+	afmtS16LE         = 0x10
+)
+
+// playTone writes a sine wave to the OSS device. Only one tone plays at a
+// time; a key pressed while one plays is ignored.
+func (s *streamAids) playTone(d time.Duration, hz float64) {
+	s.mu.Lock()
+	if s.tone {
+		s.mu.Unlock()
+		return
+	}
+	s.tone = true
+	s.mu.Unlock()
+	defer func() { s.mu.Lock(); s.tone = false; s.mu.Unlock() }()
+	if err := writeTone(s.dsp, d, hz); err != nil {
+		s.out.Printf("LOCO-ERROR tone: %v", err)
+		return
+	}
+	s.out.Printf("LOCO-TONE played %.0f Hz for %s", hz, d)
+}
+
+func writeTone(dev string, d time.Duration, hz float64) error {
+	f, err := os.OpenFile(dev, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("open %s (no sound card, or its driver is not loaded): %w", dev, err)
+	}
+	defer f.Close()
+	rate, channels, format := 48000, 2, afmtS16LE
+	for _, c := range []struct {
+		req uintptr
+		v   *int
+	}{{sndctlDSPSetFmt, &format}, {sndctlDSPChannels, &channels}, {sndctlDSPSpeed, &rate}} {
+		v := int32(*c.v)
+		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), c.req, uintptr(unsafe.Pointer(&v))); e != 0 {
+			return fmt.Errorf("configuring %s: %w", dev, e)
+		}
+		*c.v = int(v)
+	}
+	if format != afmtS16LE || channels < 1 {
+		return fmt.Errorf("%s accepted format %#x with %d channels, want S16LE", dev, format, channels)
+	}
+	pcm := sine(rate, channels, d, hz)
+	if _, err := f.Write(pcm); err != nil {
+		return fmt.Errorf("write %s: %w", dev, err)
+	}
+	return nil
+}
+
+// sine is d of a half-scale sine wave as interleaved S16LE.
+func sine(rate, channels int, d time.Duration, hz float64) []byte {
+	n := int(d.Seconds() * float64(rate))
+	b := make([]byte, 0, n*channels*2)
+	for i := 0; i < n; i++ {
+		v := int16(16384 * math.Sin(2*math.Pi*hz*float64(i)/float64(rate)))
+		for c := 0; c < channels; c++ {
+			b = binary.LittleEndian.AppendUint16(b, uint16(v))
+		}
+	}
+	return b
+}
