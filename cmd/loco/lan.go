@@ -1,0 +1,333 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/gopacket/pcapgo"
+	"github.com/spf13/cobra"
+
+	"github.com/locolan/loco/core/cluster"
+	"github.com/locolan/loco/sdk"
+)
+
+func newLANCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "lan",
+		Short: "Inspect the guests' LAN: health, traffic, captures",
+		Long: `lan talks to the loco that runs the cluster (its API, with the token from the
+state directory) and through it to the network plugin.`,
+	}
+	cmd.AddCommand(newLANStatusCmd(g), newLANCaptureCmd(g))
+	return cmd
+}
+
+// lanAPI reaches the running loco's API for a FILE|CLUSTER argument.
+type lanAPI struct {
+	base, token string
+}
+
+func newLANAPI(cmd *cobra.Command, sf *specFlags, args []string) (*lanAPI, error) {
+	dir, err := stateDirArg(cmd, sf, args)
+	if err != nil {
+		return nil, err
+	}
+	base, token, err := cluster.APIEndpoint(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &lanAPI{base: base, token: token}, nil
+}
+
+// get asks the API; an answer other than 200 becomes an error with the
+// API's own message.
+func (a *lanAPI) get(ctx context.Context, client *http.Client, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("asking loco's API at %s: %w", a.base, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		var e struct {
+			Error string `json:"error"`
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(b))
+		}
+		return nil, fmt.Errorf("%s %s: %s", resp.Status, path, e.Error)
+	}
+	return resp, nil
+}
+
+func newLANStatusCmd(g *globals) *cobra.Command {
+	var sf specFlags
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [FILE|CLUSTER]",
+		Short: "Show the LAN: each guest's addresses, link, reachability, RTT and traffic",
+		Long: `status shows what the network plugin sees: per guest its MAC, the IPv4
+addresses it used, whether it sent frames lately (LINK), whether it answers
+the switch's ARP and ping probes (REACHABLE) and how fast (RTT), its traffic
+by EtherType and drops; then who talks to whom (unicast frames, row to
+column). It needs a running loco.`,
+		Example: "  loco lan status\n  loco lan status demo --json",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := newLANAPI(cmd, &sf, args)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
+			defer cancel()
+			resp, err := api.get(ctx, http.DefaultClient, "/api/lan-status")
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			var st sdk.LANStatus
+			if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+				return fmt.Errorf("reading the LAN status: %w", err)
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			return writeLANStatus(cmd.OutOrStdout(), st)
+		},
+	}
+	sf.register(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API's JSON")
+	return cmd
+}
+
+func writeLANStatus(w io.Writer, st sdk.LANStatus) error {
+	health := "healthy"
+	if !st.Healthy {
+		health = "UNHEALTHY"
+	}
+	fmt.Fprintf(w, "LAN %s: %s\n", health, st.Summary)
+	if st.HostMAC != "" {
+		dhcp := "DHCP off"
+		if st.Subnet != "" {
+			dhcp = "DHCP " + st.Subnet
+		}
+		fmt.Fprintf(w, "switch %s %s, %s\n", st.HostMAC, st.HostIP, dhcp)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GUEST\tMAC\tIP\tLINK\tREACHABLE\tRTT\tRX FRAMES\tRX BYTES\tTX FRAMES\tTX BYTES\tDROPS")
+	names := map[uint32]string{}
+	types := map[string]bool{}
+	for _, p := range st.Ports {
+		names[p.Instance] = p.Name
+		ip, link, reach, rtt := "-", "down", "no", "-"
+		if len(p.IPs) > 0 {
+			ip = strings.Join(p.IPs, ",")
+		}
+		if p.LinkUp {
+			link = "up"
+		}
+		if p.Reachable {
+			reach = "yes"
+		}
+		if p.RTTMillis > 0 {
+			rtt = strconv.FormatFloat(p.RTTMillis, 'f', 2, 64) + "ms"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%d\n", p.Name, p.MAC, ip, link, reach, rtt,
+			p.RxFrames, bytesHuman(p.RxBytes), p.TxFrames, bytesHuman(p.TxBytes), p.Drops)
+		for k := range p.FramesByEtherType {
+			types[k] = true
+		}
+	}
+	tw.Flush()
+
+	if len(types) > 0 {
+		var ts []string
+		for k := range types {
+			ts = append(ts, k)
+		}
+		sort.Strings(ts)
+		fmt.Fprintln(w, "\nFrames by EtherType (sent/received by the guest):")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "GUEST\t%s\n", strings.Join(ts, "\t"))
+		for _, p := range st.Ports {
+			row := []string{p.Name}
+			for _, k := range ts {
+				row = append(row, fmt.Sprintf("%d/%d", p.RxByEtherType[k].Frames, p.TxByEtherType[k].Frames))
+			}
+			fmt.Fprintln(tw, strings.Join(row, "\t"))
+		}
+		tw.Flush()
+	}
+
+	fmt.Fprintln(w, "\nUnicast frames (row sent to column):")
+	matrix := map[[2]uint32]uint64{}
+	for _, l := range st.Links {
+		matrix[[2]uint32{l.From, l.To}] = l.Frames
+	}
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	head := []string{""}
+	for _, p := range st.Ports {
+		head = append(head, p.Name)
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t"))
+	for _, from := range st.Ports {
+		row := []string{from.Name}
+		for _, to := range st.Ports {
+			cell := "-"
+			if from.Instance != to.Instance {
+				cell = strconv.FormatUint(matrix[[2]uint32{from.Instance, to.Instance}], 10)
+			}
+			row = append(row, cell)
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	tw.Flush()
+
+	if len(st.Drops) > 0 {
+		var ds []string
+		for k, v := range st.Drops {
+			ds = append(ds, fmt.Sprintf("%s=%d", k, v))
+		}
+		sort.Strings(ds)
+		fmt.Fprintf(w, "\nDropped frames: %s\n", strings.Join(ds, " "))
+	}
+	return nil
+}
+
+func bytesHuman(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func newLANCaptureCmd(g *globals) *cobra.Command {
+	var sf specFlags
+	var out string
+	var instances []string
+	var duration time.Duration
+	var count, snaplen int
+	cmd := &cobra.Command{
+		Use:   "capture [FILE|CLUSTER] -w OUT.pcap",
+		Short: "Capture the LAN's frames into a pcap file (tcpdump, tshark, Wireshark)",
+		Long: `capture records every frame entering the LAN, as the switch sees it, into a
+standard pcap file, until Ctrl-C, --duration or --count. With --instance,
+only frames from or to those guests (broadcasts included). The file is
+valid at every moment: stop whenever you like. -w - writes to stdout.`,
+		Example: "  loco lan capture -w lan.pcap --duration 30s\n  loco lan capture demo --instance 1 -w - | tcpdump -nr -",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return errors.New("say where to write the capture: -w FILE.pcap (or -w - for stdout)")
+			}
+			api, err := newLANAPI(cmd, &sf, args)
+			if err != nil {
+				return err
+			}
+			q := url.Values{}
+			for _, in := range instances {
+				q.Add("instance", in)
+			}
+			if duration > 0 {
+				q.Set("duration", duration.String())
+			}
+			if count > 0 {
+				q.Set("count", strconv.Itoa(count))
+			}
+			if snaplen > 0 {
+				q.Set("snaplen", strconv.Itoa(snaplen))
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			resp, err := api.get(ctx, &http.Client{}, "/api/lan/capture?"+q.Encode())
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			var dst io.Writer = cmd.OutOrStdout()
+			if out != "-" {
+				f, err := os.Create(out)
+				if err != nil {
+					return fmt.Errorf("creating the capture file: %w", err)
+				}
+				defer f.Close()
+				dst = f
+			}
+			n, err := copyPcap(dst, resp.Body)
+			if err != nil && ctx.Err() == nil {
+				return fmt.Errorf("capture ended after %d frames: %w", n, err)
+			}
+			dropped := resp.Trailer.Get(trailerDroppedHeader)
+			if dropped != "" && dropped != "0" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: the capture lost %s frames (it was read too slowly)\n", dropped)
+			}
+			if out != "-" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%d frames written to %s\n", n, out)
+			}
+			return nil
+		},
+	}
+	sf.register(cmd)
+	cmd.Flags().StringVarP(&out, "write", "w", "", "pcap file to write (- for stdout)")
+	cmd.Flags().StringArrayVar(&instances, "instance", nil, "only frames from or to this guest, by index or name (repeatable)")
+	cmd.Flags().DurationVar(&duration, "duration", 0, "stop after this long")
+	cmd.Flags().IntVar(&count, "count", 0, "stop after this many frames")
+	cmd.Flags().IntVar(&snaplen, "snaplen", 0, "keep at most this many bytes of each frame")
+	return cmd
+}
+
+// trailerDroppedHeader is core/api's trailer with the capture's losses.
+const trailerDroppedHeader = "X-Loco-Dropped"
+
+// copyPcap re-writes the API's pcap stream record by record, so an
+// interrupted capture leaves a file without a torn last record.
+func copyPcap(dst io.Writer, src io.Reader) (int, error) {
+	r, err := pcapgo.NewReader(src)
+	if err != nil {
+		return 0, fmt.Errorf("reading the capture's pcap header: %w", err)
+	}
+	w := pcapgo.NewWriter(dst)
+	if err := w.WriteFileHeader(r.Snaplen(), r.LinkType()); err != nil {
+		return 0, fmt.Errorf("writing the pcap header: %w", err)
+	}
+	n := 0
+	for {
+		data, ci, err := r.ReadPacketData()
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		if err := w.WritePacket(ci, data); err != nil {
+			return n, fmt.Errorf("writing frame %d: %w", n+1, err)
+		}
+		n++
+	}
+}
