@@ -1,0 +1,178 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/locolan/loco/core/pluginhost"
+	"github.com/locolan/loco/core/web"
+	"github.com/locolan/loco/sdk"
+)
+
+// streamRoutes adds WHEP signalling (proxied to the stream plugin), the
+// stream statistics and the dashboard.
+//
+// WHEP (draft-ietf-wish-whep): the viewer POSTs its SDP offer and gets 201
+// with the answer and a Location to DELETE when it hangs up. Answers carry
+// all ICE candidates, so PATCH (trickle ICE) is not supported.
+func (s *Server) streamRoutes() {
+	s.mux.HandleFunc("POST /api/instances/{id}/whep", s.whepOffer)
+	s.mux.HandleFunc("DELETE /api/instances/{id}/whep/{session}", s.whepHangup)
+	s.mux.HandleFunc("PATCH /api/instances/{id}/whep/{session}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", "DELETE")
+		writeError(w, http.StatusMethodNotAllowed, "trickle ICE is not supported: the answer already carries every candidate")
+	})
+	s.mux.HandleFunc("GET /api/streams", s.streamStats)
+	s.mux.Handle("GET /{$}", web.Index(s.token))
+	s.mux.Handle("GET /ui/", web.Static())
+}
+
+// maxOfferBytes bounds an SDP offer; real ones are a few kilobytes.
+const maxOfferBytes = 256 << 10
+
+// streamPlugin is the cluster's stream plugin, or an error answer.
+func (s *Server) streamPlugin(w http.ResponseWriter) *pluginhost.Plugin {
+	p := s.b.Plugins().Get(sdk.KindStream)
+	if p == nil {
+		writeError(w, http.StatusNotFound, `this cluster has no stream plugin: add stream "webrtc" {} to the spec`)
+	}
+	return p
+}
+
+// streamInstance reads {id}: a guest's index or its name.
+func (s *Server) streamInstance(w http.ResponseWriter, id string) (uint32, bool) {
+	p := s.b.Plan()
+	if p != nil {
+		if n, err := strconv.Atoi(id); err == nil && n >= 0 && n < len(p.Guests) {
+			return uint32(n), true
+		}
+		for _, g := range p.Guests {
+			if g.Name == id {
+				return uint32(g.Index), true
+			}
+		}
+	}
+	writeError(w, http.StatusNotFound, fmt.Sprintf("no instance %q", id))
+	return 0, false
+}
+
+func (s *Server) whepOffer(w http.ResponseWriter, r *http.Request) {
+	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/sdp" {
+		writeError(w, http.StatusUnsupportedMediaType, "a WHEP offer is an SDP body with Content-Type: application/sdp")
+		return
+	}
+	idx, ok := s.streamInstance(w, r.PathValue("id"))
+	if !ok {
+		return
+	}
+	p := s.streamPlugin(w)
+	if p == nil {
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxOfferBytes+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "reading the offer: "+err.Error())
+		return
+	}
+	if len(body) > maxOfferBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, "the offer is larger than 256 KiB")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+	defer cancel()
+	answer, session, err := p.Client().Offer(ctx, idx, string(body))
+	if err != nil {
+		writePluginError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/sdp")
+	w.Header().Set("Location", fmt.Sprintf("/api/instances/%d/whep/%s", idx, session))
+	w.WriteHeader(http.StatusCreated)
+	io.WriteString(w, answer)
+}
+
+func (s *Server) whepHangup(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.streamInstance(w, r.PathValue("id")); !ok {
+		return
+	}
+	p := s.streamPlugin(w)
+	if p == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := p.Client().Hangup(ctx, r.PathValue("session")); err != nil {
+		writePluginError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// StreamStats is one guest's stream as /api/streams shows it.
+type StreamStats struct {
+	Index      int     `json:"index"`
+	Name       string  `json:"name"`
+	FramesIn   uint64  `json:"frames_in"`
+	FramesOut  uint64  `json:"frames_out"`
+	FPS        float64 `json:"fps"`
+	BitrateBPS float64 `json:"bitrate_bps"`
+	EncodeMs   float64 `json:"encode_ms"`
+	Viewers    uint32  `json:"viewers"`
+	KeyFrames  uint64  `json:"key_frames"`
+}
+
+func (s *Server) streamStats(w http.ResponseWriter, r *http.Request) {
+	p := s.streamPlugin(w)
+	if p == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	stats, err := p.Client().StreamStats(ctx)
+	if err != nil {
+		writePluginError(w, err)
+		return
+	}
+	pl := s.b.Plan()
+	out := []StreamStats{}
+	for _, st := range stats {
+		o := StreamStats{Index: int(st.Instance), FramesIn: st.FramesIn, FramesOut: st.FramesOut, FPS: st.FPS,
+			BitrateBPS: st.BitrateBPS, EncodeMs: st.EncodeMs, Viewers: st.Viewers, KeyFrames: st.KeyFrames}
+		if pl != nil && int(st.Instance) < len(pl.Guests) {
+			o.Name = pl.Guests[st.Instance].Name
+		}
+		out = append(out, o)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// writePluginError maps the plugin's gRPC status to HTTP: its own verdicts
+// (no such session, a bad offer, too many viewers) keep their meaning; a
+// plugin that is down or restarting is 503, so clients retry.
+func writePluginError(w http.ResponseWriter, err error) {
+	code := http.StatusBadGateway
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		switch se.GRPCStatus().Code() {
+		case codes.NotFound:
+			code = http.StatusNotFound
+		case codes.InvalidArgument:
+			code = http.StatusBadRequest
+		case codes.ResourceExhausted, codes.Unavailable, codes.FailedPrecondition, codes.Canceled, codes.DeadlineExceeded:
+			code = http.StatusServiceUnavailable
+		}
+	}
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeError(w, code, err.Error())
+}

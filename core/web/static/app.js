@@ -1,0 +1,316 @@
+// The loco dashboard: a tile per guest with its live stream, click a tile to
+// focus it (bigger, keyboard and mouse go to that guest, its sound on and
+// every other muted), an audio output selector, and the LAN's health.
+import { WhepStream } from './whep.js';
+import { InputChannel, capture } from './input.js';
+
+// The page loaded this module with the API token in its URL (see
+// core/web); every API call carries it.
+const token = new URL(import.meta.url).searchParams.get('token') || '';
+
+function api(path, opts = {}) {
+  return fetch(path, { ...opts, headers: { Authorization: 'Bearer ' + token, ...(opts.headers || {}) } });
+}
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+// Everything tests (and curious people in the console) may want to look at.
+const loco = { tiles: new Map(), focused: null, lastKeySent: null, audioContext: null };
+window.loco = loco;
+
+const header = el('header');
+const title = el('h1', null, 'loco');
+const summary = el('span', 'summary', '');
+const sinkLabel = el('label', 'sink');
+const sinkSelect = el('select');
+sinkLabel.append('sound to ', sinkSelect);
+const release = el('button', 'release', 'release keyboard');
+release.hidden = true;
+const hint = el('span', 'hint', 'click a guest to play it');
+header.append(title, summary, hint, release, sinkLabel);
+
+const main = el('main');
+const grid = el('section', 'grid');
+const side = el('aside');
+const lanTitle = el('h2', null, 'LAN');
+const lanBody = el('div', 'lan', 'loading…');
+side.append(lanTitle, lanBody);
+main.append(grid, side);
+document.body.append(header, main);
+
+class Tile {
+  constructor(inst) {
+    this.index = inst.index;
+    this.name = inst.name;
+    this.absolute = inst.pointer === 'tablet';
+    this.el = el('div', 'tile');
+    this.el.dataset.index = inst.index;
+    this.el.dataset.name = inst.name;
+    this.video = el('video');
+    this.video.autoplay = true;
+    this.video.playsInline = true;
+    this.video.muted = true;
+    const label = el('div', 'label');
+    this.nameEl = el('span', 'name', inst.name);
+    this.stateEl = el('span', 'state', inst.state);
+    this.fpsEl = el('span', 'fps', '');
+    this.lockBtn = el('button', 'lock', 'lock mouse');
+    this.lockBtn.hidden = true;
+    this.lockBtn.addEventListener('click', (e) => { e.stopPropagation(); this.video.requestPointerLock(); });
+    label.append(this.nameEl, this.stateEl, this.fpsEl, this.lockBtn);
+    this.status = el('div', 'status', 'connecting');
+    this.meter = el('div', 'meter');
+    this.meterBar = el('div', 'bar');
+    this.meter.append(this.meterBar);
+    this.el.append(this.video, label, this.status, this.meter);
+    this.el.addEventListener('click', () => focus(this));
+    this.video.addEventListener('dblclick', () => { if (loco.focused === this) this.video.requestPointerLock(); });
+    this.streamState = 'connecting';
+    this.stats = {};
+    this.server = null;
+    this.level = 0;
+    this.stream = new WhepStream(`/api/instances/${inst.index}/whep`, token, {
+      stream: (s) => {
+        if (this.video.srcObject !== s) {
+          this.video.srcObject = s;
+          this.applySink();
+          this.video.play().catch(() => {});
+          if (loco.focused === this) this.startMeter();
+        }
+      },
+      state: (t) => { this.streamState = t; this.status.textContent = t; this.el.classList.toggle('live', t === 'live'); },
+      stats: (st) => { this.stats = st; this.render(); },
+    });
+    this.stream.start();
+    this.update(inst);
+  }
+
+  update(inst) {
+    this.inst = inst;
+    this.stateEl.textContent = inst.state;
+    this.el.classList.toggle('down', inst.state !== 'running');
+  }
+
+  render() {
+    const st = this.stats;
+    let t = st.fps ? `${Math.round(st.fps)} fps` : '';
+    if (st.width) t += ` · ${st.width}×${st.height}`;
+    if (st.bitrate) t += ` · ${(st.bitrate / 1000).toFixed(0)} kbit/s`;
+    this.fpsEl.textContent = t;
+  }
+
+  applySink() {
+    if (loco.sinkId && this.video.setSinkId) this.video.setSinkId(loco.sinkId).catch(() => {});
+  }
+
+  focus() {
+    this.el.classList.add('focused');
+    this.video.muted = false;
+    this.video.play().catch(() => {});
+    this.lockBtn.hidden = false;
+    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const url = `${proto}//${location.host}/api/instances/${this.index}/input/ws?token=${encodeURIComponent(token)}`;
+    this.input = new InputChannel(url, (t) => { this.inputState = t; this.el.dataset.input = t; });
+    this.uncapture = capture(this.el, this.video, this.input, this.absolute);
+    this.startMeter();
+  }
+
+  blur() {
+    this.el.classList.remove('focused');
+    this.video.muted = true;
+    this.lockBtn.hidden = true;
+    if (this.uncapture) this.uncapture();
+    if (this.input) this.input.close();
+    this.uncapture = this.input = null;
+    this.stopMeter();
+  }
+
+  // startMeter shows the focused guest's sound level (WebAudio analyser).
+  startMeter() {
+    const s = this.video.srcObject;
+    if (!s || !s.getAudioTracks().length || this.analyser) return;
+    if (!loco.audioContext) loco.audioContext = new AudioContext();
+    const ctx = loco.audioContext;
+    ctx.resume().catch(() => {});
+    this.source = ctx.createMediaStreamSource(s);
+    this.analyser = ctx.createAnalyser();
+    this.analyser.fftSize = 2048;
+    this.source.connect(this.analyser);
+    const buf = new Float32Array(this.analyser.fftSize);
+    this.meterTimer = setInterval(() => {
+      this.analyser.getFloatTimeDomainData(buf);
+      let sum = 0;
+      for (const v of buf) sum += v * v;
+      this.level = Math.sqrt(sum / buf.length);
+      this.el.dataset.level = this.level.toFixed(4);
+      this.meterBar.style.width = Math.min(100, this.level * 300).toFixed(0) + '%';
+    }, 100);
+  }
+
+  stopMeter() {
+    clearInterval(this.meterTimer);
+    if (this.source) this.source.disconnect();
+    this.source = this.analyser = null;
+    this.level = 0;
+    this.meterBar.style.width = '0%';
+  }
+
+  remove() {
+    this.blur();
+    this.stream.stop();
+    this.el.remove();
+  }
+}
+
+function focus(tile) {
+  if (loco.focused === tile) return;
+  if (loco.focused) loco.focused.blur();
+  loco.focused = tile;
+  if (tile) tile.focus();
+  grid.classList.toggle('has-focus', !!tile);
+  release.hidden = !tile;
+  hint.textContent = tile ? `keyboard and mouse go to ${tile.name}` : 'click a guest to play it';
+}
+loco.focus = (key) => focus([...loco.tiles.values()].find((t) => t.index === key || t.name === key) || null);
+release.addEventListener('click', () => focus(null));
+
+function layout() {
+  const n = loco.tiles.size;
+  // Three across as in the 3x3 grid, more when there are more guests.
+  const cols = Math.max(Math.min(n, 3), Math.ceil(Math.sqrt(n)));
+  grid.style.setProperty('--cols', String(Math.max(cols, 1)));
+}
+
+async function pollInstances() {
+  try {
+    const resp = await api('/api/instances');
+    if (!resp.ok) throw new Error((await resp.json()).error || resp.status);
+    const list = await resp.json();
+    const seen = new Set();
+    for (const inst of list) {
+      seen.add(inst.index);
+      const t = loco.tiles.get(inst.index);
+      if (t) t.update(inst);
+      else {
+        const nt = new Tile(inst);
+        loco.tiles.set(inst.index, nt);
+        const after = [...grid.children].find((c) => Number(c.dataset.index) > inst.index);
+        grid.insertBefore(nt.el, after || null);
+      }
+    }
+    for (const [i, t] of loco.tiles) {
+      if (!seen.has(i)) {
+        if (loco.focused === t) focus(null);
+        t.remove();
+        loco.tiles.delete(i);
+      }
+    }
+    const running = list.filter((i) => i.state === 'running').length;
+    summary.textContent = `${running}/${list.length} guests running` + (list[0] ? ` · ${list[0].accel}` : '');
+    layout();
+  } catch (err) {
+    summary.textContent = 'API unreachable: ' + (err.message || err);
+  }
+}
+
+async function pollStreams() {
+  try {
+    const resp = await api('/api/streams');
+    if (!resp.ok) return;
+    for (const st of await resp.json()) {
+      const t = loco.tiles.get(st.index);
+      if (t) {
+        t.server = st;
+        t.el.title = `encoder: ${st.fps.toFixed(0)} fps, ${(st.bitrate_bps / 1000).toFixed(0)} kbit/s, ` +
+          `${st.encode_ms.toFixed(1)} ms/frame, ${st.viewers} viewer(s), ${st.key_frames} key frames`;
+      }
+    }
+  } catch (_) { /* the tiles say when streams are down */ }
+}
+
+const pick = (o, ...keys) => { for (const k of keys) if (o[k] !== undefined) return o[k]; return undefined; };
+
+async function pollLAN() {
+  let resp;
+  try {
+    resp = await api('/api/lan-status');
+  } catch (err) {
+    lanBody.textContent = 'API unreachable';
+    return;
+  }
+  if (resp.status === 404) {
+    lanBody.textContent = 'This cluster has no network plugin.';
+    return;
+  }
+  if (!resp.ok) {
+    let msg = resp.status;
+    try { msg = (await resp.json()).error; } catch (_) { /* not JSON */ }
+    lanBody.textContent = 'LAN status unavailable: ' + msg;
+    return;
+  }
+  const st = await resp.json();
+  const healthy = pick(st, 'healthy', 'Healthy');
+  const box = el('div');
+  const head = el('p', healthy ? 'ok' : 'bad', (healthy ? '● healthy' : '● unhealthy') + ' · ' + (pick(st, 'summary', 'Summary') || ''));
+  box.append(head);
+  const table = el('table');
+  const hr = el('tr');
+  for (const h of ['guest', 'IP', 'link', 'reach', 'rx', 'tx']) hr.append(el('th', null, h));
+  table.append(hr);
+  for (const p of pick(st, 'ports', 'Ports') || []) {
+    const tr = el('tr');
+    const idx = pick(p, 'instance', 'Instance');
+    const name = pick(p, 'name', 'Name') || (loco.tiles.get(idx) || {}).name || String(idx);
+    const rtt = pick(p, 'rtt_ms', 'RTTMillis');
+    const reach = pick(p, 'reachable', 'Reachable');
+    tr.append(
+      el('td', null, name),
+      el('td', null, (pick(p, 'ips', 'IPs') || []).join(' ')),
+      el('td', pick(p, 'link_up', 'LinkUp') ? 'ok' : 'bad', pick(p, 'link_up', 'LinkUp') ? 'up' : 'down'),
+      el('td', reach ? 'ok' : 'bad', reach ? (rtt ? rtt.toFixed(1) + ' ms' : 'yes') : 'no'),
+      el('td', null, String(pick(p, 'rx_frames', 'RxFrames') || 0)),
+      el('td', null, String(pick(p, 'tx_frames', 'TxFrames') || 0)),
+    );
+    table.append(tr);
+  }
+  box.append(table);
+  lanBody.replaceChildren(box);
+}
+
+async function listSinks() {
+  if (!('setSinkId' in HTMLMediaElement.prototype) || !navigator.mediaDevices) {
+    sinkLabel.hidden = true;
+    return;
+  }
+  const devices = await navigator.mediaDevices.enumerateDevices().catch(() => []);
+  const outs = devices.filter((d) => d.kind === 'audiooutput');
+  const current = sinkSelect.value;
+  sinkSelect.replaceChildren();
+  const def = el('option', null, 'default output');
+  def.value = '';
+  sinkSelect.append(def);
+  for (const d of outs) {
+    if (d.deviceId === 'default' || d.deviceId === '') continue;
+    const o = el('option', null, d.label || 'output ' + d.deviceId.slice(0, 6));
+    o.value = d.deviceId;
+    sinkSelect.append(o);
+  }
+  sinkSelect.value = current;
+}
+sinkSelect.addEventListener('change', () => {
+  loco.sinkId = sinkSelect.value;
+  for (const t of loco.tiles.values()) t.applySink();
+});
+if (navigator.mediaDevices) navigator.mediaDevices.addEventListener('devicechange', listSinks);
+
+listSinks();
+pollInstances();
+pollLAN();
+setInterval(pollInstances, 2000);
+setInterval(pollStreams, 2000);
+setInterval(pollLAN, 3000);

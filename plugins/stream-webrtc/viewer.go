@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// viewer is one WHEP session: a browser's peer connection that receives a
+// guest's shared tracks.
+type viewer struct {
+	id   string
+	p    *plugin
+	g    *guest
+	pc   *webrtc.PeerConnection
+	once sync.Once
+}
+
+// gatherTimeout bounds ICE gathering for the answer. WHEP answers carry
+// every candidate (no trickle); on loopback gathering takes milliseconds,
+// with STUN servers up to a few seconds.
+const gatherTimeout = 5 * time.Second
+
+func newViewer(ctx context.Context, p *plugin, g *guest, id, offer string) (*viewer, string, error) {
+	cfg, api := p.config()
+	var servers []webrtc.ICEServer
+	for _, s := range cfg.iceServers {
+		servers = append(servers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: servers})
+	if err != nil {
+		return nil, "", fmt.Errorf("creating a peer connection: %w", err)
+	}
+	v := &viewer{id: id, p: p, g: g, pc: pc}
+	fail := func(code codes.Code, format string, a ...any) (*viewer, string, error) {
+		pc.Close()
+		return nil, "", status.Errorf(code, format, a...)
+	}
+	tracks := []*webrtc.TrackLocalStaticSample{g.video}
+	if cfg.audio {
+		tracks = append(tracks, g.audio)
+	}
+	for _, t := range tracks {
+		sender, err := pc.AddTrack(t)
+		if err != nil {
+			return fail(codes.Internal, "adding the %s track: %v", t.Kind(), err)
+		}
+		go v.readRTCP(sender)
+	}
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		logger.Debug("viewer connection", "guest", g.in.Name, "session", id, "state", s.String())
+		switch s {
+		case webrtc.PeerConnectionStateConnected:
+			// A new viewer can only start decoding at a key frame.
+			g.requestKeyFrame()
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			v.close("connection " + s.String())
+		}
+	})
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return fail(codes.InvalidArgument, "the offer is not usable: %v", err)
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return fail(codes.InvalidArgument, "cannot answer the offer: %v", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return fail(codes.Internal, "setting the answer: %v", err)
+	}
+	select {
+	case <-gathered:
+	case <-time.After(gatherTimeout):
+		logger.Warn("ICE gathering did not finish; answering with the candidates so far", "guest", g.in.Name)
+	case <-ctx.Done():
+		return fail(codes.Canceled, "the offer was withdrawn: %v", ctx.Err())
+	}
+	return v, pc.LocalDescription().SDP, nil
+}
+
+// readRTCP turns the viewer's picture loss reports into key frame requests;
+// reading also keeps pion's interceptors (NACK, reports) running.
+func (v *viewer) readRTCP(sender *webrtc.RTPSender) {
+	for {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, pkt := range pkts {
+			switch pkt.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				v.g.requestKeyFrame()
+			}
+		}
+	}
+}
+
+func (v *viewer) close(why string) {
+	v.once.Do(func() {
+		logger.Debug("closing viewer", "guest", v.g.in.Name, "session", v.id, "why", why)
+		go v.pc.Close() // Close waits for pion's goroutines; not from its own callback
+		v.p.dropSession(v)
+	})
+}
