@@ -40,6 +40,24 @@ cluster "lego-loco" {
     stop_grace = "60s" # Windows 98 takes its time to shut down
   }
 
+  # One Ethernet segment for all players: IPX and broadcasts pass, and DHCP
+  # gives player N the address 10.87.0.(10+N). Use dhcp = false if your
+  # Windows 98 disk has static addresses.
+  network "socket" {}
+
+  # Keyboard, mouse and screenshots through QMP (the API and `loco mcp`).
+  # Windows 98 drives the PS/2 mouse (relative motion) out of the box; its
+  # USB tablet support is poor, so leave the guest's pointer at "ps2" and
+  # move the mouse with relative motion, not absolute positions.
+  input "qmp" {}
+
+  # The 3x3 dashboard: each player's screen (Windows 98's 800x600) and sb16
+  # sound over WebRTC, at the API address with ?token=TOKEN. Click a tile to
+  # play that guest; Windows 98's PS/2 mouse needs relative motion, so press
+  # "lock mouse" (pointer lock) on the focused tile. Remote players: set
+  # public_ip = "A.B.C.D" (and open udp_ports) or add ice_server blocks.
+  stream "webrtc" {}
+
   api {
     listen = "127.0.0.1:7780"
   }

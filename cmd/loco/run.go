@@ -26,7 +26,7 @@ import (
 )
 
 func moreCommands(g *globals) []*cobra.Command {
-	return []*cobra.Command{newRunCmd(g), newStatusCmd(g), newStopCmd(g), newLogsCmd(g), newPlanCmd(g)}
+	return []*cobra.Command{newRunCmd(g), newStatusCmd(g), newStopCmd(g), newLogsCmd(g), newPlanCmd(g), newMCPCmd(g), newLANCmd(g)}
 }
 
 func newRunCmd(g *globals) *cobra.Command {

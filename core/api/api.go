@@ -44,6 +44,9 @@ func New(b Backend, token string, log *slog.Logger) *Server {
 	s.mux.HandleFunc("GET /api/events", s.events)
 	s.mux.HandleFunc("GET /api/lan-status", s.lanStatus)
 	s.mux.HandleFunc("GET /metrics", s.metrics)
+	s.lanRoutes()    // GET /api/lan/capture (lan.go)
+	s.streamRoutes() // WHEP, /api/streams and the dashboard (whep.go)
+	s.registerInput()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -109,19 +112,25 @@ type Instance struct {
 	Reattached bool    `json:"reattached"`
 	LastExit   string  `json:"last_exit,omitempty"`
 	MemoryMiB  int     `json:"memory_mib"`
+	// Addresses are the guest's IPs as the network plugin saw them.
+	Addresses []string `json:"addresses"`
+	// Pointer is "ps2" (relative motion only) or "tablet" (absolute too).
+	Pointer string `json:"pointer"`
 }
 
-func (s *Server) instances(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) instances(w http.ResponseWriter, r *http.Request) {
 	p := s.b.Plan()
+	addrs := s.addresses(r.Context())
 	out := []Instance{}
 	for _, g := range s.b.Guests() {
 		in := Instance{Index: g.Index, Name: g.Name, State: string(g.State), PID: g.PID, Restarts: g.Restarts,
-			Reattached: g.Reattached, LastExit: g.LastExit}
+			Reattached: g.Reattached, LastExit: g.LastExit, Addresses: append([]string{}, addrs[g.Index]...)}
 		if g.State == supervise.Running {
 			in.Uptime = time.Since(g.Started).Round(time.Second).Seconds()
 		}
 		if p != nil && g.Index < len(p.Guests) {
-			in.Accel, in.MAC, in.MemoryMiB = p.Accel, p.Guests[g.Index].MAC, p.Guests[g.Index].MemoryMiB
+			pg := p.Guests[g.Index]
+			in.Accel, in.MAC, in.MemoryMiB, in.Pointer = p.Accel, pg.MAC, pg.MemoryMiB, pg.Pointer
 		}
 		out = append(out, in)
 	}
