@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -44,20 +43,7 @@ func newTestServer(t *testing.T) *httptest.Server {
 	return srv
 }
 
-func get(t *testing.T, url, tok string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
+func get(t *testing.T, url, tok string) (int, string) { return callAPI(t, "GET", url, tok, "") }
 
 func TestAuthAndErrors(t *testing.T) {
 	srv := newTestServer(t)
