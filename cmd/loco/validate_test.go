@@ -114,7 +114,8 @@ func TestValidatePluginBlocks(t *testing.T) {
 	}
 	t.Run("unknown plugin lists the plugins found", func(t *testing.T) {
 		_, errOut, _ := e.loco("validate", e.spec("bad", 1, "  network \"sockit\" {\n  }\n"))
-		if !strings.Contains(errOut, `Plugins found: network "mcast"`) {
+		// The plugins built next to loco are found too.
+		if !regexp.MustCompile(`Plugins found: .*network "mcast"`).MatchString(errOut) {
 			t.Errorf("stderr:\n%s", errOut)
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 // fakeVNC is a small RFB 3.8 server (no authentication, raw encoding,
@@ -104,6 +105,26 @@ func (f *fakeVNC) resize(w, h int) {
 		default:
 		}
 	}
+}
+
+// waitResizeAware waits until some client has asked for DesktopSize: a
+// resize before that is, as with QEMU, not announced to anyone.
+func (f *fakeVNC) waitResizeAware(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		f.mu.Lock()
+		cs := f.snapshot()
+		f.mu.Unlock()
+		for _, c := range cs {
+			c.mu.Lock()
+			aware := c.resize
+			c.mu.Unlock()
+			if aware {
+				return
+			}
+		}
+	}
+	t.Fatal("no client asked for DesktopSize")
 }
 
 func (f *fakeVNC) snapshot() []*fakeClient {

@@ -161,6 +161,7 @@ func TestWatcherFollowsResizes(t *testing.T) {
 			t.Fatalf("no size %d", i)
 		}
 		if i == 0 {
+			f.waitResizeAware(t)
 			f.resize(800, 600)
 		}
 	}
