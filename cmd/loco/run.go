@@ -100,12 +100,16 @@ the bearer token printed at start (also in <state_dir>/api-token).`,
 			if err := cl.SetAPIAddr(addr.String()); err != nil {
 				log.Warn("could not record the API address", "err", err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "cluster %s: %d guests, accelerator %s (%s)\napi: http://%s  token: %s\n",
+			header := fmt.Sprintf("cluster %s: %d guests, accelerator %s (%s)\napi: http://%s  token: %s\n",
 				c.Name, c.Instances, cl.Plan().Accel, cl.Plan().AccelReason, addr, cl.Token)
+			if _, ok := c.Plugin("stream"); ok {
+				header += fmt.Sprintf("dashboard: http://%s/?token=%s\n", addr, cl.Token)
+			}
+			fmt.Fprint(cmd.OutOrStdout(), header)
 			if daemon {
 				fmt.Fprintln(cmd.OutOrStdout(), "ready")
 			}
-			live(ctx, cmd.OutOrStdout(), cl, tty, daemon, apiDone)
+			live(ctx, cmd.OutOrStdout(), cl, header, tty, daemon, apiDone)
 			stop()
 			fmt.Fprintln(cmd.OutOrStdout(), "stopping guests...")
 			downCtx, cancel := context.WithTimeout(context.Background(), c.Runtime.StopGrace+2*time.Minute)
@@ -124,15 +128,15 @@ the bearer token printed at start (also in <state_dir>/api-token).`,
 	return cmd
 }
 
-// live shows the guests until ctx ends: a redrawn table in a terminal, a line
-// per change otherwise.
-func live(ctx context.Context, w io.Writer, cl *cluster.Cluster, tty, quiet bool, apiDone <-chan error) {
+// live shows the guests until ctx ends: in a terminal the header and a table
+// redrawn every second, otherwise the table again whenever it changes.
+func live(ctx context.Context, w io.Writer, cl *cluster.Cluster, header string, tty, quiet bool, apiDone <-chan error) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	last := ""
 	for {
 		if tty {
-			fmt.Fprintf(w, "\033[H\033[2J%s\n(Ctrl-C stops the guests; their disks are kept)\n", guestTable(cl, true))
+			fmt.Fprintf(w, "\033[H\033[2J%s\n%s\n(Ctrl-C stops the guests; their disks are kept)\n", header, guestTable(cl, true))
 		} else if table := guestTable(cl, false); !quiet && table != last {
 			// Without a terminal, print only when something changed.
 			fmt.Fprint(w, table)
@@ -216,7 +220,7 @@ func runDetached(cmd *cobra.Command, file string, vars []string) error {
 		out, _ := os.ReadFile(logf.Name())
 		if strings.Contains(string(out), "\nready\n") {
 			for _, line := range strings.Split(string(out), "\n") {
-				if strings.HasPrefix(line, "cluster ") || strings.HasPrefix(line, "api: ") {
+				if strings.HasPrefix(line, "cluster ") || strings.HasPrefix(line, "api: ") || strings.HasPrefix(line, "dashboard: ") {
 					fmt.Fprintln(cmd.OutOrStdout(), line)
 				}
 			}
