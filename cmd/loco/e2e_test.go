@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
@@ -145,51 +144,16 @@ func (e *e2e) waitReady(cluster string, i, want int) {
 }
 
 // agent sends one command to the test agent on the guest's second serial
-// port and returns its one-line answer. Bytes written before the agent has
-// opened the port (right after a boot) are lost, so it first gets in step:
-// a newline clears any half line, then "echo NONCE" until the nonce comes
-// back.
+// port and returns its one-line answer, retrying while the guest boots.
 func (e *e2e) agent(cluster string, i int, command string) string {
 	e.t.Helper()
 	var lastErr error
-	deadline := time.Now().Add(2 * time.Minute)
-	for attempt := 0; time.Now().Before(deadline); attempt++ {
-		conn, err := net.DialTimeout("unix", filepath.Join(e.guestDir(cluster, i), "console.sock"), 5*time.Second)
-		if err != nil {
-			lastErr = err
-			time.Sleep(500 * time.Millisecond)
-			continue
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		reply, err := testenv.AskAgent(filepath.Join(e.guestDir(cluster, i), "console.sock"), command, 20*time.Second)
+		if err == nil {
+			return reply
 		}
-		r := bufio.NewReader(conn)
-		ask := func(cmd string, timeout time.Duration) (string, error) {
-			conn.SetDeadline(time.Now().Add(timeout))
-			if _, err := fmt.Fprintf(conn, "%s\n", cmd); err != nil {
-				return "", err
-			}
-			for {
-				line, err := r.ReadString('\n')
-				if err != nil {
-					return "", err
-				}
-				if line = strings.TrimSpace(line); strings.HasPrefix(line, "OK") || strings.HasPrefix(line, "ERR") {
-					return line, nil
-				}
-			}
-		}
-		nonce := fmt.Sprintf("sync-%d-%d", time.Now().UnixNano(), attempt)
-		fmt.Fprint(conn, "\n")
-		if got, err := ask("echo "+nonce, 3*time.Second); err != nil || got != "OK "+nonce {
-			lastErr = fmt.Errorf("not in step yet: %q %v", got, err)
-			conn.Close()
-			continue
-		}
-		got, err := ask(command, 20*time.Second)
-		conn.Close()
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		return got
+		lastErr = err
 	}
 	e.t.Fatalf("agent of %s-%d did not answer %q: %v", cluster, i, command, lastErr)
 	return ""

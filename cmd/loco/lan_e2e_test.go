@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +16,7 @@ import (
 	"time"
 
 	"github.com/locolan/loco/core/cluster"
+	"github.com/locolan/loco/internal/testenv"
 	"github.com/locolan/loco/sdk"
 )
 
@@ -29,15 +27,6 @@ type lanGuests struct {
 	e       *e2e
 	cluster string
 	mu      []sync.Mutex
-	nonce   int64
-	nonceMu sync.Mutex
-}
-
-func (g *lanGuests) next() int64 {
-	g.nonceMu.Lock()
-	defer g.nonceMu.Unlock()
-	g.nonce++
-	return g.nonce
 }
 
 // cmd sends one command and returns the agent's reply line. It first
@@ -48,63 +37,14 @@ func (g *lanGuests) cmd(i int, command string) (string, error) {
 	defer g.mu[i].Unlock()
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		conn, err := net.DialTimeout("unix", filepath.Join(g.e.guestDir(g.cluster, i), "console.sock"), 5*time.Second)
-		if err != nil {
-			lastErr = err
-			time.Sleep(500 * time.Millisecond)
-			continue
-		}
-		reply, err := func() (string, error) {
-			defer conn.Close()
-			r := bufio.NewReader(conn)
-			synced, err := g.sync(conn, r)
-			if err != nil {
-				return "", err
-			}
-			conn.SetDeadline(time.Now().Add(60 * time.Second))
-			fmt.Fprintf(conn, "%s\n", command)
-			for {
-				line, err := r.ReadString('\n')
-				if err != nil {
-					return "", fmt.Errorf("reading the reply: %w", err)
-				}
-				line = strings.TrimSpace(line)
-				if line == synced {
-					continue // the answer to a repeated echo
-				}
-				if strings.HasPrefix(line, "OK") || strings.HasPrefix(line, "ERR") {
-					return line, nil
-				}
-			}
-		}()
+		reply, err := testenv.AskAgent(filepath.Join(g.e.guestDir(g.cluster, i), "console.sock"), command, 60*time.Second)
 		if err == nil {
 			return reply, nil
 		}
 		lastErr = err
+		time.Sleep(500 * time.Millisecond)
 	}
 	return "", fmt.Errorf("agent of %s-%d, %q: %w", g.cluster, i, command, lastErr)
-}
-
-// sync repeats "echo NONCE" until the agent answers it: what is sent before
-// the agent has opened its serial port is lost, and an earlier client may
-// have left half a line behind.
-func (g *lanGuests) sync(c net.Conn, r *bufio.Reader) (string, error) {
-	nonce := fmt.Sprintf("SYNC-%d", g.next())
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		fmt.Fprintf(c, "\necho %s\n", nonce)
-		c.SetReadDeadline(time.Now().Add(time.Second))
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				break // nothing yet: ask again
-			}
-			if strings.TrimSpace(line) == "OK "+nonce {
-				return "OK " + nonce, nil
-			}
-		}
-	}
-	return "", errors.New("the agent did not answer echo for a minute")
 }
 
 // must is cmd for the test goroutine: any failure or ERR reply fails it.

@@ -529,21 +529,13 @@ func decodeEvent(raw json.RawMessage) ([]sdk.InputEvent, error) {
 		}
 		ev.Key = &sdk.KeyEvent{QCode: q, Down: *e.Key.Down}
 	case e.Rel != nil:
-		dx, err := number("rel.dx", e.Rel.DX, false)
-		if err != nil {
-			return nil, err
-		}
-		dy, err := number("rel.dy", e.Rel.DY, false)
+		dx, dy, err := axes("rel.dx", e.Rel.DX, "rel.dy", e.Rel.DY, false)
 		if err != nil {
 			return nil, err
 		}
 		ev.Rel = &sdk.RelEvent{DX: dx, DY: dy}
 	case e.Abs != nil:
-		x, err := number("abs.x", e.Abs.X, true)
-		if err != nil {
-			return nil, err
-		}
-		y, err := number("abs.y", e.Abs.Y, true)
+		x, y, err := axes("abs.x", e.Abs.X, "abs.y", e.Abs.Y, true)
 		if err != nil {
 			return nil, err
 		}
@@ -568,6 +560,16 @@ func decodeEvent(raw json.RawMessage) ([]sdk.InputEvent, error) {
 		return nil, err
 	}
 	return []sdk.InputEvent{ev}, nil
+}
+
+// axes reads the two coordinates of a motion event.
+func axes(nameA string, a *json.Number, nameB string, b *json.Number, required bool) (int32, int32, error) {
+	x, err := number(nameA, a, required)
+	if err != nil {
+		return 0, 0, err
+	}
+	y, err := number(nameB, b, required)
+	return x, y, err
 }
 
 func textEvents(text string) ([]sdk.InputEvent, error) {

@@ -164,7 +164,7 @@ func (g *benchGuest) agent(b *testing.B, command string) string {
 	}
 	defer c.Close()
 	r := bufio.NewReader(c)
-	synced, err := syncAgent(c, r, time.Minute)
+	synced, err := testenv.SyncAgent(c, r, time.Minute)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -236,26 +236,4 @@ func runGuestTraffic(b *testing.B, image string, setup func(*testing.B, string) 
 	b.ReportMetric(overflow, "udp-lost-in-receiver")
 	b.ReportMetric(float64(burst)/(field(b, send, "ms")/1000), "udp-sent/s")
 	b.ReportMetric(field(b, gs[0].agent(b, "raw-stats"), "self_echoes"), "own-frames-echoed")
-}
-
-// syncAgent repeats "echo NONCE" until the agent answers it: what is sent
-// before the agent has opened its serial port is lost, and an earlier
-// client may have left half a line behind.
-func syncAgent(c net.Conn, r *bufio.Reader, timeout time.Duration) (string, error) {
-	deadline := time.Now().Add(timeout)
-	nonce := fmt.Sprintf("SYNC-%d", time.Now().UnixNano())
-	for time.Now().Before(deadline) {
-		fmt.Fprintf(c, "\necho %s\n", nonce)
-		c.SetReadDeadline(time.Now().Add(time.Second))
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				break // timed out: ask again
-			}
-			if strings.TrimSpace(line) == "OK "+nonce {
-				return "OK " + nonce, nil
-			}
-		}
-	}
-	return "", fmt.Errorf("the agent did not answer echo within %s", timeout)
 }
