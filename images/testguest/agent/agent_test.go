@@ -259,3 +259,23 @@ func TestServe(t *testing.T) {
 		t.Error("serve returned nil after the pipe closed")
 	}
 }
+
+func TestKeyPressesReachTheStreamAids(t *testing.T) {
+	var got []uint16
+	onKeyPress = func(code uint16) { got = append(got, code) }
+	t.Cleanup(func() { onKeyPress = func(uint16) {} })
+	var stream []byte
+	stream = append(stream, rawEvent(evKey, keyF12, 1)...) // press
+	stream = append(stream, rawEvent(evKey, keyF12, 2)...) // auto-repeat
+	stream = append(stream, rawEvent(evKey, keyF12, 0)...) // release
+	stream = append(stream, rawEvent(evRel, 0, 5)...)
+	stream = append(stream, rawEvent(evKey, keyF11, 1)...)
+	var out lines
+	copyEvents(bytes.NewReader(stream), "event0", &out)
+	if len(got) != 2 || got[0] != keyF12 || got[1] != keyF11 {
+		t.Errorf("handler saw %v, want [F12 F11] presses only", got)
+	}
+	if n := len(out.l); n != 5 {
+		t.Errorf("echoed %d lines, want all 5 events: %q", n, out.l)
+	}
+}

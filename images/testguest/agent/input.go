@@ -67,6 +67,10 @@ const keyPower = 116
 // onPowerButton powers the guest off; tests replace it.
 var onPowerButton = powerOff
 
+// onKeyPress sees every key press (not repeats or releases) after it was
+// echoed; main sets it to the stream aids' handler.
+var onKeyPress = func(code uint16) {}
+
 type printer interface {
 	Printf(format string, args ...any)
 }
@@ -125,9 +129,12 @@ func copyEvents(r io.Reader, dev string, out printer) error {
 			if line, ok := formatEvent(dev, ev); ok {
 				out.Printf("%s", line)
 			}
-			if ev.Type == evKey && ev.Code == keyPower && ev.Value == 1 {
-				out.Printf("LOCO-POWEROFF power button pressed")
-				onPowerButton()
+			if ev.Type == evKey && ev.Value == 1 {
+				if ev.Code == keyPower {
+					out.Printf("LOCO-POWEROFF power button pressed")
+					onPowerButton()
+				}
+				onKeyPress(ev.Code)
 			}
 		}
 		have = copy(buf, buf[off:have])

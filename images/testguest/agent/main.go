@@ -25,8 +25,10 @@ func main() {
 	out := openConsoles(consolePaths)
 	out.Printf("LOCO-AGENT started pid=%d", os.Getpid())
 
+	// The stream aids react to key presses the input watcher reads, so
+	// they are set up first (stream.go).
+	onKeyPress = startStreamAids(out).key
 	go watchInputs("/dev/input", time.Second, out)
-	go watchStreamKeys(out) // marker, tone and motion keys (stream.go)
 
 	a := newAgent(defaultEnv())
 	serveControl(controlPath, a, out)

@@ -13,15 +13,14 @@ package main
 //	F10  toggles motion: the whole console redrawn with new text 25 times
 //	     a second, for bitrate and CPU measurements of a moving screen
 //
-// Keys come from every /dev/input/event* device, read independently of the
-// input echo (evdev gives each reader every event).
+// Keys come from the input watcher (input.go), which reads every
+// /dev/input/event* device once for the echo and hands each press here.
 
 import (
 	"encoding/binary"
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -54,8 +53,8 @@ type streamAids struct {
 	out  printer
 }
 
-// watchStreamKeys runs the stream aids until the agent exits.
-func watchStreamKeys(out printer) {
+// startStreamAids opens the console the marker and motion draw on.
+func startStreamAids(out printer) *streamAids {
 	s := &streamAids{dsp: "/dev/dsp", out: out}
 	if f, err := os.OpenFile("/dev/tty0", os.O_WRONLY|noctty, 0); err == nil {
 		s.tty = f
@@ -63,48 +62,7 @@ func watchStreamKeys(out printer) {
 	} else {
 		out.Printf("LOCO-ERROR stream aids: open /dev/tty0: %v", err)
 	}
-	var mu sync.Mutex
-	open := map[string]bool{}
-	for {
-		paths, _ := filepath.Glob("/dev/input/event*")
-		for _, p := range paths {
-			mu.Lock()
-			busy := open[p]
-			open[p] = true
-			mu.Unlock()
-			if busy {
-				continue
-			}
-			go func(p string) {
-				s.readKeys(p)
-				mu.Lock()
-				delete(open, p)
-				mu.Unlock()
-			}(p)
-		}
-		time.Sleep(time.Second)
-	}
-}
-
-func (s *streamAids) readKeys(path string) {
-	f, err := os.Open(path)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	buf := make([]byte, inputEventSize*64)
-	for {
-		n, err := f.Read(buf)
-		for off := 0; off+inputEventSize <= n; off += inputEventSize {
-			ev, _ := decodeEvent(buf[off : off+inputEventSize])
-			if ev.Type == evKey && ev.Value == 1 {
-				s.key(ev.Code)
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
+	return s
 }
 
 func (s *streamAids) key(code uint16) {
