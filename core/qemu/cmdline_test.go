@@ -55,7 +55,7 @@ func TestArgsExact(t *testing.T) {
 			want: []string{
 				"-name", "web-1,process=web-1", "-nodefaults", "-no-user-config",
 				"-machine", "q35", "-accel", "kvm", "-smp", "2", "-m", "256",
-				"-display", "none", "-vga", "cirrus", "-vnc", "unix:/r/vnc.sock",
+				"-display", "dbus,p2p=yes", "-vga", "cirrus", "-vnc", "unix:/r/vnc.sock",
 				"-kernel", "/k/vmlinuz", "-initrd", "/k/initrd", "-append", "console=ttyS0 quiet",
 				"-drive", "file=/g/disk.qcow2,format=qcow2,if=virtio",
 				"-netdev", "dgram,id=net0,local.type=unix,local.path=/n/a",
