@@ -394,13 +394,13 @@ func TestInputAPI(t *testing.T) {
 		if b := after.Bounds(); b.Dx() != w || b.Dy() != h {
 			t.Errorf("screenshot is %v, the guest's display %dx%d", b, w, h)
 		}
-		// One echoed line is ~45 characters of 9x16 pixels; a cursor,
-		// were it shown, is 18.
-		if n := changedPixels(before, after); n < 500 {
+		// The console's own echo of the 11 typed characters lights ~300
+		// pixels of 9x16 cells; a cursor, were it shown, is 18. (The
+		// agent echoes input events on the serial console only.)
+		if n := changedPixels(before, after); n < 150 {
 			t.Errorf("only %d pixels changed after typing", n)
 		}
-		// The echo of the H key going down, on the VGA console.
-		if vga := c.vgaText(0); !strings.Contains(vga, "type=1 code=35 value=1") {
+		if vga := c.vgaText(0); !strings.Contains(vga, "Hello, LAN!") {
 			t.Errorf("the VGA console does not show the typed keys:\n%s", strings.Join(strings.Fields(vga), " "))
 		}
 	})

@@ -126,15 +126,17 @@ func copyEvents(r io.Reader, dev string, out printer) error {
 		off := 0
 		for ; have-off >= inputEventSize; off += inputEventSize {
 			ev, _ := decodeEvent(buf[off : off+inputEventSize])
+			// React first, echo after: the stream benchmarks time the
+			// reaction, and a console write can take milliseconds.
+			if ev.Type == evKey && ev.Value == 1 && ev.Code != keyPower {
+				onKeyPress(ev.Code)
+			}
 			if line, ok := formatEvent(dev, ev); ok {
 				out.Printf("%s", line)
 			}
-			if ev.Type == evKey && ev.Value == 1 {
-				if ev.Code == keyPower {
-					out.Printf("LOCO-POWEROFF power button pressed")
-					onPowerButton()
-				}
-				onKeyPress(ev.Code)
+			if ev.Type == evKey && ev.Value == 1 && ev.Code == keyPower {
+				out.Printf("LOCO-POWEROFF power button pressed")
+				onPowerButton()
 			}
 		}
 		have = copy(buf, buf[off:have])
