@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -77,12 +78,15 @@ const statsWindow = 2 * time.Second
 
 // newGuest is called with p.mu held: it must not call p.config.
 func newGuest(p *plugin, cfg config, in sdk.Instance, network, addr string) (*guest, error) {
-	stream := "loco-" + in.Name
-	video, err := webrtc.NewTrackLocalStaticSample(videoCapability(cfg.codec), "video", stream)
+	// Video and audio go out as two streams (two msids), not one: a
+	// browser lip-syncs the tracks of one stream, and may hold video frames
+	// back to match the audio's deeper jitter buffer. For a game, a picture
+	// that keeps up with the keys matters more.
+	video, err := webrtc.NewTrackLocalStaticSample(videoCapability(cfg.codec), "video", "loco-"+in.Name+"-video")
 	if err != nil {
 		return nil, fmt.Errorf("guest %s: creating the video track: %w", in.Name, err)
 	}
-	audio, err := webrtc.NewTrackLocalStaticSample(audioCapability(), "audio", stream)
+	audio, err := webrtc.NewTrackLocalStaticSample(audioCapability(), "audio", "loco-"+in.Name+"-audio")
 	if err != nil {
 		return nil, fmt.Errorf("guest %s: creating the audio track: %w", in.Name, err)
 	}
@@ -243,8 +247,9 @@ func (g *guest) stream(sz size, gen uint64) error {
 	g.mu.Unlock()
 	logger.Info("encoder started", "guest", g.in.Name, "size", sz.String(), "codec", cfg.codec, "encoders_started", n)
 
-	failed := make(chan error, 2)
+	failed := make(chan error, 3)
 	go func() { failed <- g.pump(pl, cfg.framerate, done) }()
+	go func() { failed <- heartbeat(pl, cfg.framerate, done) }()
 	go func() {
 		for {
 			select {
@@ -307,6 +312,42 @@ func (g *guest) stream(sz size, gen uint64) error {
 		case resized:
 			logger.Info("display resized; rebuilding the pipeline", "guest", g.in.Name)
 			return nil
+		}
+	}
+}
+
+// heartbeat feeds the encoder: every captured frame at once, and the last
+// one again whenever the screen stays still. The first repeat comes two
+// frame intervals after a new frame, later ones one interval apart: a
+// screen that changes at any steady rate below the frame rate (an
+// animation at 25 fps) is sent at its own rate, not with a repeat wedged
+// between every two frames.
+func heartbeat(pl *gst.Pipeline, fps int, done <-chan struct{}) error {
+	frame := time.Second / time.Duration(fps)
+	next := time.Now()
+	for {
+		select {
+		case <-done:
+			return nil
+		default:
+		}
+		fresh, err := pl.Relay(max(time.Until(next), 0))
+		if err != nil {
+			if errors.Is(err, gst.ErrClosed) {
+				return nil
+			}
+			if errors.Is(err, io.EOF) {
+				return errors.New("the guest's display closed the connection")
+			}
+			return err
+		}
+		if fresh {
+			next = time.Now().Add(2 * frame)
+		} else {
+			// Ticks missed while the machine was busy are not made up.
+			if next = next.Add(frame); next.Before(time.Now()) {
+				next = time.Now()
+			}
 		}
 	}
 }

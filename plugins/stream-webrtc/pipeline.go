@@ -2,25 +2,37 @@ package main
 
 import "fmt"
 
-// videoPipeline is one guest's capture and encoder, in gst-launch syntax.
+// videoPipeline is one guest's capture and encoder, in gst-launch syntax:
+// two chains that the plugin joins with a heartbeat (guest.heartbeat,
+// gst.Pipeline.Relay).
 //
-//	rfbsrc (only emits when the screen changes) ──► compositor ◄── black live source at the frame rate
-//	                                                  │ a frame every 1/framerate: the last screen, repeated
-//	                                                  ▼
-//	                          videoconvert ► x264 (or vp8) ► appsink "out" ► pion track, fanned out to viewers
+//	rfbsrc (only emits when the screen changes) ► appsink "raw"
+//	          │ a new frame: pushed on at once; none for 1/framerate: the last one again
+//	          ▼
+//	appsrc "in" ► videoconvert ► x264 (or vp8) ► appsink "out" ► pion track, fanned out to viewers
 //
-// The compositor is the heartbeat: it is driven by the live black source, so
-// a static screen still yields a steady frame rate (viewers see fps, key
-// frames can be forced at any time) while a change goes out on the next
-// tick. Its output format is pinned to BGRx, what rfbsrc delivers, so it
-// never converts on its input side. rfbsrc cannot follow a resolution change;
-// the plugin rebuilds the pipeline at the new size instead. rfbsrc starts
-// with a full update request and is switched to incremental ones after the
-// first frame (package gst), or an idle screen would never show up.
+// The heartbeat gives a static screen a steady frame rate (viewers see
+// fps, key frames can be forced at any time) without delaying a change: a
+// new frame goes to the encoder the moment it is captured. (A compositor
+// driven by a live black source did the same inside GStreamer, but held
+// each change until its next output tick and its aggregation deadline.)
+// rfbsrc cannot follow a resolution change; the plugin rebuilds the
+// pipeline at the new size instead. rfbsrc starts with a full update
+// request and is switched to incremental ones after the first frame
+// (package gst), or an idle screen would never show up.
 func videoPipeline(c config, rfbPort int, s size) string {
-	// I420 needs even dimensions; an odd extra row or column stays black.
+	// I420 needs even dimensions: the capture is padded to them.
 	w, h := (s.W+1)&^1, (s.H+1)&^1
-	raw := fmt.Sprintf("video/x-raw,format=BGRx,width=%d,height=%d,framerate=%d/1", w, h, c.framerate)
+	raw := fmt.Sprintf("video/x-raw,format=BGRx,width=%d,height=%d", w, h)
+	// videoscale with add-borders pads an odd-sized capture (it never
+	// scales here: the sizes differ by at most one pixel).
+	return fmt.Sprintf("rfbsrc name=vnc host=127.0.0.1 port=%d view-only=true shared=true incremental=false ! "+
+		"videoconvert ! videoscale add-borders=true ! %s ! appsink name=raw sync=false async=false max-buffers=1 drop=true %s",
+		rfbPort, raw, encodeChain(c, raw))
+}
+
+// encoder is the encoder element and its output caps.
+func encoder(c config) string {
 	// A key frame every 4 s bounds how long a viewer that lost one waits if
 	// its PLI is lost too; PLIs and new viewers get one at once anyway.
 	gop := c.framerate * 4
@@ -37,12 +49,18 @@ func videoPipeline(c config, rfbPort int, s size) string {
 		enc = fmt.Sprintf("x264enc name=enc tune=zerolatency speed-preset=ultrafast pass=qual bitrate=%d vbv-buf-capacity=500 "+
 			"key-int-max=%d threads=1 ! video/x-h264,profile=constrained-baseline,stream-format=byte-stream,alignment=au", c.bitrateKbps, gop)
 	}
-	return fmt.Sprintf("compositor name=mix background=black sink_0::zorder=0 sink_1::zorder=1 ! %s ! "+
-		"videoconvert ! video/x-raw,format=I420 ! %s ! appsink name=out sync=false max-buffers=8 "+
-		"videotestsrc is-live=true pattern=black ! %s ! mix.sink_0 "+
-		"rfbsrc name=vnc host=127.0.0.1 port=%d view-only=true shared=true incremental=false do-timestamp=true ! "+
-		"queue leaky=downstream max-size-buffers=2 ! mix.sink_1",
-		raw, enc, raw, rfbPort)
+	return enc
+}
+
+// encodeChain is the encoding half of videoPipeline: frames of format raw
+// pushed into appsrc "in", encoded frames pulled from appsink "out". The
+// input keeps the configured frame rate although a moving screen can bring
+// a few more frames (QEMU looks every 30 ms): marked variable-rate
+// (framerate=0/1), x264 holds each frame back until the next one arrives,
+// a whole frame interval of latency (TestEncoderHoldsNoFrame).
+func encodeChain(c config, raw string) string {
+	return fmt.Sprintf("appsrc name=in is-live=true do-timestamp=true format=time max-buffers=2 leaky-type=downstream caps=%s,framerate=%d/1 ! "+
+		"videoconvert ! video/x-raw,format=I420 ! %s ! appsink name=out sync=false async=false max-buffers=8", raw, c.framerate, encoder(c))
 }
 
 // audioPipeline encodes the guest's PCM, pushed into appsrc "in", to Opus in
@@ -58,9 +76,9 @@ func audioPipeline() string {
 // the Debian package that has each.
 func requiredElements(c config) map[string]string {
 	m := map[string]string{
-		"rfbsrc": "gstreamer1.0-plugins-bad", "compositor": "gstreamer1.0-plugins-base",
-		"videotestsrc": "gstreamer1.0-plugins-base", "videoconvert": "gstreamer1.0-plugins-base",
-		"appsink": "gstreamer1.0-plugins-base", "queue": "libgstreamer1.0-0",
+		"rfbsrc": "gstreamer1.0-plugins-bad", "videoconvert": "gstreamer1.0-plugins-base",
+		"videoscale": "gstreamer1.0-plugins-base", "appsink": "gstreamer1.0-plugins-base",
+		"appsrc": "gstreamer1.0-plugins-base",
 	}
 	if c.codec == "vp8" {
 		m["vp8enc"] = "gstreamer1.0-plugins-good"
@@ -68,7 +86,6 @@ func requiredElements(c config) map[string]string {
 		m["x264enc"] = "gstreamer1.0-plugins-ugly"
 	}
 	if c.audio {
-		m["appsrc"] = "gstreamer1.0-plugins-base"
 		m["audioconvert"] = "gstreamer1.0-plugins-base"
 		m["opusenc"] = "gstreamer1.0-plugins-base"
 	}

@@ -112,6 +112,9 @@ func newAPI(c config) (*webrtc.API, error) {
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		return nil, fmt.Errorf("registering RTP interceptors: %w", err)
 	}
+	if err := registerPlayoutDelay(m, ir); err != nil {
+		return nil, fmt.Errorf("registering the playout-delay extension: %w", err)
+	}
 	se := webrtc.SettingEngine{}
 	// mDNS would send multicast queries onto the LAN for the browser's
 	// obfuscated candidates; the browser's checks reach us anyway.

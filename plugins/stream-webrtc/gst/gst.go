@@ -21,7 +21,14 @@ package gst
 
 static void loco_to_stderr(const gchar *s) { fputs(s, stderr); }
 
+// loco_log_writer prints what GLib's default writer would print (debug
+// messages only for the domains in G_MESSAGES_DEBUG), but to stderr.
 static GLogWriterOutput loco_log_writer(GLogLevelFlags level, const GLogField *fields, gsize n, gpointer data) {
+	const char *domain = NULL;
+	for (gsize i = 0; i < n; i++) {
+		if (g_strcmp0(fields[i].key, "GLIB_DOMAIN") == 0 && fields[i].length < 0) domain = fields[i].value;
+	}
+	if (g_log_writer_default_would_drop(level, domain)) return G_LOG_WRITER_HANDLED;
 	gchar *s = g_log_writer_format_fields(level, fields, n, FALSE);
 	fprintf(stderr, "%s\n", s);
 	g_free(s);
@@ -54,6 +61,8 @@ typedef struct {
 	GstElement *pipe;
 	GstElement *sink;   // appsink "out", may be NULL
 	GstElement *src;    // appsrc "in", may be NULL
+	GstElement *raw;    // appsink "raw" (captured frames to relay into "in"), may be NULL
+	GstBuffer *last;    // the last frame relayed, repeated while nothing new comes
 	GstBus *bus;
 	GstElement *vnc;    // the capture source "vnc", may be NULL
 	gint64 frames_in;   // buffers seen leaving the element named "vnc"
@@ -126,6 +135,7 @@ static LocoPipe *loco_launch(const char *desc, char **err) {
 	lp->pipe = pipe;
 	lp->sink = gst_bin_get_by_name(GST_BIN(pipe), "out");
 	lp->src = gst_bin_get_by_name(GST_BIN(pipe), "in");
+	lp->raw = gst_bin_get_by_name(GST_BIN(pipe), "raw");
 	lp->bus = gst_element_get_bus(pipe);
 	lp->vnc = gst_bin_get_by_name(GST_BIN(pipe), "vnc");
 	loco_probe(pipe, "vnc", "src", loco_count_probe, lp);
@@ -146,6 +156,8 @@ static void loco_free(LocoPipe *lp) {
 	gst_element_set_state(lp->pipe, GST_STATE_NULL);
 	if (lp->sink) gst_object_unref(lp->sink);
 	if (lp->src) gst_object_unref(lp->src);
+	if (lp->raw) gst_object_unref(lp->raw);
+	if (lp->last) gst_buffer_unref(lp->last);
 	if (lp->vnc) gst_object_unref(lp->vnc);
 	gst_object_unref(lp->bus);
 	gst_object_unref(lp->pipe);
@@ -190,6 +202,35 @@ static int loco_push(LocoPipe *lp, const void *data, gsize n) {
 	GstBuffer *b = gst_buffer_new_memdup(data, n);
 	return gst_app_src_push_buffer(GST_APP_SRC(lp->src), b) == GST_FLOW_OK;
 }
+
+// loco_relay waits up to timeout_ns for a frame on the appsink "raw" and
+// pushes it into the appsrc "in" at once; when none comes it pushes the
+// last one again. The repeat is a shallow copy: it shares the frame's
+// memory, and the appsrc stamps it with the current time. Returns the
+// flow result of the push (GST_FLOW_OK when there was nothing to push yet)
+// and sets *fresh when the frame was new.
+static int loco_relay(LocoPipe *lp, gint64 timeout_ns, int *fresh) {
+	*fresh = 0;
+	GstSample *s = gst_app_sink_try_pull_sample(GST_APP_SINK(lp->raw), timeout_ns);
+	if (s) {
+		GstBuffer *b = gst_sample_get_buffer(s);
+		if (b) {
+			gst_buffer_replace(&lp->last, b);
+			*fresh = 1;
+		}
+		gst_sample_unref(s);
+	} else if (gst_app_sink_is_eos(GST_APP_SINK(lp->raw))) {
+		return GST_FLOW_EOS;
+	}
+	if (!lp->last) return GST_FLOW_OK;
+	GstBuffer *out = gst_buffer_copy(lp->last);
+	GST_BUFFER_PTS(out) = GST_CLOCK_TIME_NONE;
+	GST_BUFFER_DTS(out) = GST_CLOCK_TIME_NONE;
+	GST_BUFFER_DURATION(out) = GST_CLOCK_TIME_NONE;
+	return gst_app_src_push_buffer(GST_APP_SRC(lp->src), out);
+}
+
+static const char *loco_flow_name(int flow) { return gst_flow_get_name((GstFlowReturn)flow); }
 
 static int loco_force_key_unit(LocoPipe *lp) {
 	GstEvent *ev = gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0);
@@ -271,7 +312,8 @@ func HasElement(name string) bool {
 }
 
 // Pipeline is one running GStreamer pipeline. By convention its appsink is
-// named "out", its appsrc "in", the capture source "vnc" (its buffers are
+// named "out", its appsrc "in", an appsink whose frames Relay feeds into
+// "in" is named "raw", the capture source "vnc" (its buffers are
 // counted; an rfbsrc there should start with incremental=false, and is
 // switched to incremental updates after its first frame) and the encoder
 // "enc" (its time per frame is measured).
@@ -369,6 +411,32 @@ func (p *Pipeline) Push(data []byte) error {
 		return errors.New("the appsrc refused the buffer (pipeline stopping?)")
 	}
 	return nil
+}
+
+// Relay moves one captured frame from the appsink "raw" to the appsrc
+// "in": a new frame as soon as it arrives (waiting at most timeout), else
+// the last one again. Called at the frame rate, it is a heartbeat that adds
+// no delay to a change. fresh says whether the frame was new.
+func (p *Pipeline) Relay(timeout time.Duration) (fresh bool, err error) {
+	lp, done, err := p.acquire()
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	if lp.raw == nil || lp.src == nil {
+		return false, errors.New(`the pipeline needs an appsink named "raw" and an appsrc named "in" to relay frames`)
+	}
+	var f C.int
+	flow := C.loco_relay(lp, C.gint64(timeout.Nanoseconds()), &f)
+	switch {
+	case flow == C.GST_FLOW_EOS:
+		return f != 0, io.EOF
+	case flow == C.GST_FLOW_FLUSHING && p.closed.Load():
+		return f != 0, ErrClosed
+	case flow != C.GST_FLOW_OK:
+		return f != 0, fmt.Errorf("the encoder refused a frame: %s", C.GoString(C.loco_flow_name(flow)))
+	}
+	return f != 0, nil
 }
 
 // ForceKeyUnit asks the encoder upstream of the appsink for a key frame

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/locolan/loco/plugins/stream-webrtc/gst"
+)
+
+// TestEncoderHoldsNoFrame pushes a run of identical frames and then a
+// different one through the real encoder chain: the frame pulled right
+// after the change must be the change (much larger than a repeat), not a
+// repeat held back by the encoder.
+func TestEncoderHoldsNoFrame(t *testing.T) {
+	if err := gst.Init(); err != nil {
+		t.Fatal(err)
+	}
+	const w, h = 320, 240
+	raw := "video/x-raw,format=BGRx,width=320,height=240"
+	black, white := make([]byte, w*h*4), make([]byte, w*h*4)
+	for i := range white {
+		white[i] = 0xff
+	}
+	for _, codec := range []string{"h264", "vp8"} {
+		t.Run(codec, func(t *testing.T) {
+			c := config{codec: codec, framerate: defaultFramerate, bitrateKbps: defaultBitrate}
+			for name, pkg := range requiredElements(c) {
+				if !gst.HasElement(name) {
+					t.Fatalf("GStreamer element %s is missing (Debian package %s)", name, pkg)
+				}
+			}
+			pl, err := gst.Launch(encodeChain(c, raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pl.Close()
+			if err := pl.Start(); err != nil {
+				t.Fatal(err)
+			}
+			push := func(frame []byte) int {
+				t.Helper()
+				if err := pl.Push(frame); err != nil {
+					t.Fatal(err)
+				}
+				s, err := pl.Pull(10 * time.Second)
+				if err != nil || s == nil {
+					t.Fatalf("no encoded frame for the frame just pushed (err %v): the encoder holds frames back", err)
+				}
+				return len(s.Data)
+			}
+			var repeat int
+			for i := 0; i < 8; i++ {
+				repeat = push(black)
+			}
+			if changed := push(white); changed < 4*repeat {
+				t.Errorf("the frame out after the change has %d bytes, a repeat %d: the change was held back", changed, repeat)
+			}
+		})
+	}
+}
