@@ -57,8 +57,9 @@ the bearer token printed at start (also in <state_dir>/api-token).`,
 			dir := plan.DefaultStateDir(c)
 			tty := !daemon && term.IsTerminal(int(os.Stdout.Fd()))
 			log := g.log
-			if tty {
-				// The live table owns the terminal; logs go to a file.
+			if tty || daemon {
+				// The live table owns the terminal, or there is no terminal
+				// at all (--detach): logs go to a file that outlives us.
 				if err := os.MkdirAll(dir, 0o700); err != nil {
 					return err
 				}
@@ -220,7 +221,7 @@ func runDetached(cmd *cobra.Command, file string, vars []string) error {
 		out, _ := os.ReadFile(logf.Name())
 		if strings.Contains(string(out), "\nready\n") {
 			for _, line := range strings.Split(string(out), "\n") {
-				if strings.HasPrefix(line, "cluster ") || strings.HasPrefix(line, "api: ") || strings.HasPrefix(line, "dashboard: ") {
+				if strings.HasPrefix(line, "cluster ") || strings.HasPrefix(line, "api: ") || strings.HasPrefix(line, "dashboard: ") || strings.HasPrefix(line, "logs: ") {
 					fmt.Fprintln(cmd.OutOrStdout(), line)
 				}
 			}
