@@ -20,14 +20,19 @@ import (
 
 // markerProbe runs in the page: it watches a source (a <video> through
 // requestVideoFrameCallback, or a canvas every animation frame) and tells
-// when its mean brightness crosses half scale: the test guest's marker
-// (F12) turns the whole 800x600 console from dark to light and back.
+// when the mean brightness of a region of it crosses half scale. The test
+// guest has two markers: F9 turns the bottom-right fifth of the screen
+// white and back (a few KB of video memory: the display path's latency),
+// F12 turns the whole 800x600 console from dark to light and back (a
+// full repaint, which costs the guest ~90 ms of CPU under TCG).
 const markerProbe = `
 window.bench = (() => {
   const c = document.createElement('canvas'); c.width = 32; c.height = 24;
   const g = c.getContext('2d', { willReadFrequently: true });
+  let region = [0, 0, 1, 1];
   const luma = (src) => {
-    g.drawImage(src, 0, 0, 32, 24);
+    const w = src.videoWidth || src.width, h = src.videoHeight || src.height;
+    g.drawImage(src, region[0] * w, region[1] * h, region[2] * w, region[3] * h, 0, 0, 32, 24);
     const d = g.getImageData(0, 0, 32, 24).data;
     let s = 0;
     for (let i = 0; i < d.length; i += 4) s += d[i] + d[i + 1] + d[i + 2];
@@ -35,33 +40,87 @@ window.bench = (() => {
   };
   let last = { light: null, at: 0 };
   let waiters = [];
-  const seen = (light, at) => {
+  // received: for each WebRTC trial, when the frame's last packet arrived
+  // (requestVideoFrameCallback's receiveTime), from the key press.
+  const received = [];
+  const seen = (light, at, recv) => {
     last = { light, at };
-    waiters = waiters.filter((w) => { if (w.light === light) { w.resolve(at); return false; } return true; });
+    waiters = waiters.filter((w) => {
+      if (w.light !== light) return true;
+      if (recv) received.push(recv - w.t0);
+      w.resolve(at);
+      return false;
+    });
   };
   return {
     watchVideo(video) {
-      const cb = (now, meta) => { seen(luma(video) > 128, meta.expectedDisplayTime || now); video.requestVideoFrameCallback(cb); };
+      const cb = (now, meta) => {
+        const l = luma(video);
+        seen(l > 128, meta.expectedDisplayTime || now, meta.receiveTime); video.requestVideoFrameCallback(cb); };
       video.requestVideoFrameCallback(cb);
     },
     watchCanvas(canvas) {
       const cb = (now) => { seen(luma(canvas) > 128, now); requestAnimationFrame(cb); };
       requestAnimationFrame(cb);
     },
+    // watch picks the region (fractions of the frame) the next frames are judged by.
+    watch(x, y, w, h) { region = [x, y, w, h]; last = { light: null, at: 0 }; return true; },
     state() { return last.light; },
+    received() { return received.splice(0); },
     // trial sends the marker key with send(down) and resolves with the time
     // from sending it until a frame with the marker toggled is shown.
     trial(send) {
       const want = !last.light;
       return new Promise((resolve, reject) => {
         const t0 = performance.now();
-        waiters.push({ light: want, resolve: (at) => resolve(at - t0) });
+        waiters.push({ light: want, t0, resolve: (at) => resolve(at - t0) });
         send(true); send(false);
         setTimeout(() => reject(new Error('no marker within 5 s')), 5000);
       });
     },
   };
 })();`
+
+// A marker: the key that toggles it in the test guest and the region of
+// the screen that shows it (inset from the block's edges, which lossy
+// video blurs).
+type marker struct {
+	name, qcode string
+	keysym      int // X keysym, for noVNC
+	region      string
+}
+
+var markers = []marker{
+	{"small (F9, 160x120 block)", "f9", 0xffc6, "0.83, 0.83, 0.15, 0.15"},
+	{"full screen (F12, reverse video)", "f12", 0xffc9, "0, 0, 1, 1"},
+}
+
+type trialResult struct {
+	quick, idle []float64
+}
+
+// runMarkers runs the trials of every marker through one path; send is a
+// JavaScript function of (qcode, keysym, down).
+func runMarkers(b *testing.B, c context.Context, path, send string, trials, idle int) []trialResult {
+	var res []trialResult
+	for _, m := range markers {
+		pageEval[bool](b, c, fmt.Sprintf(`bench.watch(%s)`, m.region))
+		pageWait(b, c, "frames seen by the probe", `bench.state() !== null`, 20*time.Second)
+		quick, slow := runTrials(b, c, fmt.Sprintf(`(down) => (%s)('%s', %d, down)`, send, m.qcode, m.keysym), trials, idle)
+		b.Logf("%s glass-to-glass, %s marker, over %d trials: p50 %.0f ms, p95 %.0f ms; first change after 5 s idle (%d): p50 %.0f ms, max %.0f ms",
+			path, m.name, len(quick), percentile(quick, 50), percentile(quick, 95), len(slow), percentile(slow, 50), percentile(slow, 100))
+		if recv := pageEval[[]float64](b, c, `bench.received()`); len(recv) > 0 {
+			b.Logf("%s, %s marker: key press to the frame's last packet received, p50 %.0f ms, p95 %.0f ms (the rest is decode and display)",
+				path, m.name, percentile(recv, 50), percentile(recv, 95))
+		}
+		res = append(res, trialResult{quick, slow})
+		// Leave the marker off, so the next path's trials start from a dark screen.
+		if pageEval[bool](b, c, `bench.state()`) {
+			pageEval[float64](b, c, fmt.Sprintf(`bench.trial((down) => (%s)('%s', %d, down))`, send, m.qcode, m.keysym))
+		}
+	}
+	return res
+}
 
 func percentile(v []float64, p float64) float64 {
 	s := append([]float64(nil), v...)
@@ -111,9 +170,13 @@ func BenchmarkGlassToGlass(b *testing.B) {
 		}
 		pageWait(b, ctx, "the input WebSocket", `loco.focused.inputState === 'input ready'`, 30*time.Second)
 		pageEval[bool](b, ctx, markerProbe+`; bench.watchVideo(loco.focused.video); true`)
-		pageWait(b, ctx, "frames seen by the probe", `bench.state() !== null`, 10*time.Second)
-		sendWebRTC := `(down) => loco.focused.input.send({ key: { qcode: 'f12', down } })`
-		rtc, rtcIdle := runTrials(b, ctx, sendWebRTC, trials, idleTrials)
+		sendWebRTC := `(qcode, keysym, down) => loco.focused.input.send({ key: { qcode, down } })`
+		rx0 := pageEval[rxStats](b, ctx, receiverStats)
+		rtc := runMarkers(b, ctx, "WebRTC", sendWebRTC, trials, idleTrials)
+		rx := pageEval[rxStats](b, ctx, receiverStats).since(rx0)
+		b.Logf("browser, per video frame over the trials: jitter buffer %.1f ms, decode %.1f ms, receive to render %.1f ms, %d frames, %d dropped; audio jitter buffer %.1f ms",
+			rx.JitterMs, rx.DecodeMs, rx.ProcessingMs, rx.Frames, rx.Dropped, rx.AudioJitterMs)
+		b.ReportMetric(rx.JitterMs, "browser-jitter-ms")
 
 		// noVNC on the same guest: websockify serves noVNC's files and
 		// bridges its WebSocket to the guest's VNC unix socket.
@@ -140,22 +203,18 @@ func BenchmarkGlassToGlass(b *testing.B) {
   await new Promise((r) => rfb.addEventListener('connect', r));
   return true; })()`, port))
 		pageEval[bool](b, tab, markerProbe+`; bench.watchCanvas(document.querySelector('canvas')); true`)
-		pageWait(b, tab, "noVNC frames seen by the probe", `bench.state() !== null`, 20*time.Second)
-		// XK_F12 is 0xffc9.
-		sendVNC := `(down) => rfb.sendKey(0xffc9, 'F12', down)`
-		vnc, vncIdle := runTrials(b, tab, sendVNC, trials, idleTrials)
+		sendVNC := `(qcode, keysym, down) => rfb.sendKey(keysym, qcode.toUpperCase(), down)`
+		vnc := runMarkers(b, tab, "noVNC", sendVNC, trials, idleTrials)
 		chromedp.Cancel(tab)
 
-		b.Logf("WebRTC glass-to-glass over %d trials: p50 %.0f ms, p95 %.0f ms; first change after 5 s idle (%d): p50 %.0f ms, max %.0f ms",
-			len(rtc), percentile(rtc, 50), percentile(rtc, 95), len(rtcIdle), percentile(rtcIdle, 50), percentile(rtcIdle, 100))
-		b.Logf("noVNC glass-to-glass over %d trials: p50 %.0f ms, p95 %.0f ms; first change after 5 s idle (%d): p50 %.0f ms, max %.0f ms",
-			len(vnc), percentile(vnc, 50), percentile(vnc, 95), len(vncIdle), percentile(vncIdle, 50), percentile(vncIdle, 100))
-		b.ReportMetric(percentile(rtc, 50), "webrtc-p50-ms")
-		b.ReportMetric(percentile(rtc, 95), "webrtc-p95-ms")
-		b.ReportMetric(percentile(rtcIdle, 50), "webrtc-idle-p50-ms")
-		b.ReportMetric(percentile(vnc, 50), "novnc-p50-ms")
-		b.ReportMetric(percentile(vnc, 95), "novnc-p95-ms")
-		b.ReportMetric(percentile(vncIdle, 50), "novnc-idle-p50-ms")
+		for i, unit := range []string{"small", "full"} {
+			b.ReportMetric(percentile(rtc[i].quick, 50), "webrtc-"+unit+"-p50-ms")
+			b.ReportMetric(percentile(rtc[i].quick, 95), "webrtc-"+unit+"-p95-ms")
+			b.ReportMetric(percentile(rtc[i].idle, 50), "webrtc-"+unit+"-idle-p50-ms")
+			b.ReportMetric(percentile(vnc[i].quick, 50), "novnc-"+unit+"-p50-ms")
+			b.ReportMetric(percentile(vnc[i].quick, 95), "novnc-"+unit+"-p95-ms")
+			b.ReportMetric(percentile(vnc[i].idle, 50), "novnc-"+unit+"-idle-p50-ms")
+		}
 
 		// CPU and bitrate of one stream, static and moving (F10 toggles
 		// the test guest's full-screen text animation).
@@ -176,6 +235,45 @@ func BenchmarkGlassToGlass(b *testing.B) {
 		b.ReportMetric(moving.kbps, "moving-kbit/s")
 		e.loco("stop", "--grace", "0s", "--destroy", spec)
 	}
+}
+
+// receiverStats sums the focused tile's receive-side counters: how long
+// video frames waited in the jitter buffer, took to decode, and took from
+// their first packet to the renderer, per frame.
+const receiverStats = `(async () => {
+  const r = { Frames: 0, Dropped: 0, JitterS: 0, Emitted: 0, DecodeS: 0, ProcessingS: 0, AudioJitterS: 0, AudioEmitted: 0 };
+  (await loco.focused.stream.pc.getStats()).forEach((s) => {
+    if (s.type !== 'inbound-rtp') return;
+    if (s.kind === 'video') {
+      r.Frames = s.framesDecoded || 0; r.Dropped = s.framesDropped || 0;
+      r.JitterS = s.jitterBufferDelay || 0; r.Emitted = s.jitterBufferEmittedCount || 0;
+      r.DecodeS = s.totalDecodeTime || 0; r.ProcessingS = s.totalProcessingDelay || 0;
+    } else {
+      r.AudioJitterS = s.jitterBufferDelay || 0; r.AudioEmitted = s.jitterBufferEmittedCount || 0;
+    }
+  });
+  return r; })()`
+
+type rxStats struct {
+	Frames, Dropped, Emitted, AudioEmitted          int
+	JitterS, DecodeS, ProcessingS, AudioJitterS     float64
+	JitterMs, DecodeMs, ProcessingMs, AudioJitterMs float64
+}
+
+// since turns two snapshots into per-frame averages over the time between.
+func (r rxStats) since(r0 rxStats) rxStats {
+	d := rxStats{Frames: r.Frames - r0.Frames, Dropped: r.Dropped - r0.Dropped}
+	per := func(total, total0 float64, n, n0 int) float64 {
+		if n == n0 {
+			return 0
+		}
+		return 1000 * (total - total0) / float64(n-n0)
+	}
+	d.JitterMs = per(r.JitterS, r0.JitterS, r.Emitted, r0.Emitted)
+	d.DecodeMs = per(r.DecodeS, r0.DecodeS, r.Frames, r0.Frames)
+	d.ProcessingMs = per(r.ProcessingS, r0.ProcessingS, r.Frames, r0.Frames)
+	d.AudioJitterMs = per(r.AudioJitterS, r0.AudioJitterS, r.AudioEmitted, r0.AudioEmitted)
+	return d
 }
 
 // runTrials runs n marker trials 0.3-0.7 s apart, then idle trials each
