@@ -162,18 +162,19 @@ func mapFramebuffer(dev, sys string) (*framebuffer, error) {
 }
 
 // fillCorner fills the bottom-right fifth of the visible area (both ways)
-// with white or black.
+// with white or black, a row at a time with copy (a memmove, many times
+// faster than a byte loop under TCG): the shorter the drawing, the less
+// often QEMU's 30 ms screen poll catches the block half drawn.
 func (fb *framebuffer) fillCorner(white bool) {
 	x0, y0 := fb.w-fb.w/5, fb.h-fb.h/5
-	v := byte(0)
+	row := make([]byte, (fb.w-x0)*fb.px)
 	if white {
-		v = 0xff
+		for i := range row {
+			row[i] = 0xff
+		}
 	}
 	for y := y0; y < fb.h; y++ {
-		row := fb.mem[y*fb.stride+x0*fb.px : y*fb.stride+fb.w*fb.px]
-		for i := range row {
-			row[i] = v
-		}
+		copy(fb.mem[y*fb.stride+x0*fb.px:], row)
 	}
 }
 
