@@ -10,8 +10,8 @@ package main
 //	     shows it by its mean brightness alone
 //	F9   toggles the small marker: a white block in the bottom-right fifth
 //	     of the framebuffer (160x120 at 800x600), written straight into
-//	     video memory. A full-console repaint costs the guest's CPU ~90 ms
-//	     under TCG; this costs microseconds, so latency measured with it is
+//	     video memory. A full-console repaint costs the guest tens of ms
+//	     of CPU under TCG; this costs microseconds, so latency measured with it is
 //	     the display path's, not the guest's drawing
 //	F11  plays a 2 s 440 Hz test tone through /dev/dsp (the guest's sound
 //	     card through ALSA's OSS emulation)
