@@ -43,7 +43,7 @@ type Problem struct {
 func (c *Client) Info(ctx context.Context) (Info, error) {
 	r, err := c.base.Info(ctx, &pluginv1.InfoRequest{})
 	if err != nil {
-		return Info{}, fmt.Errorf("asking plugin for its info: %w", err)
+		return Info{}, fmt.Errorf("asking plugin for its info: %w", fromRPC(err))
 	}
 	return Info{Name: r.Name, Kind: r.Kind, Version: r.Version, Capabilities: r.Capabilities}, nil
 }
@@ -51,7 +51,7 @@ func (c *Client) Info(ctx context.Context) (Info, error) {
 func (c *Client) ConfigSchema(ctx context.Context) (Schema, error) {
 	r, err := c.base.ConfigSchema(ctx, &pluginv1.ConfigSchemaRequest{})
 	if err != nil {
-		return Schema{}, fmt.Errorf("asking plugin for its config schema: %w", err)
+		return Schema{}, fmt.Errorf("asking plugin for its config schema: %w", fromRPC(err))
 	}
 	return SchemaFromProto(r.Schema)
 }
@@ -64,7 +64,7 @@ func (c *Client) Configure(ctx context.Context, cfg cty.Value, ty cty.Type, clus
 	}
 	r, err := c.base.Configure(ctx, &pluginv1.ConfigureRequest{ConfigMsgpack: b, Cluster: cluster.Proto()})
 	if err != nil {
-		return nil, fmt.Errorf("configuring plugin: %w", err)
+		return nil, fmt.Errorf("configuring plugin: %w", fromRPC(err))
 	}
 	var out []Problem
 	for _, d := range r.Diagnostics {
@@ -80,13 +80,13 @@ func (c *Client) Attach(ctx context.Context, kind string, in Instance) ([]string
 	case KindNetwork:
 		r, err := c.network.Attach(ctx, &networkv1.AttachRequest{Instance: in.Proto()})
 		if err != nil {
-			return nil, fmt.Errorf("attaching instance %d to the network plugin: %w", in.Index, err)
+			return nil, fmt.Errorf("attaching instance %d to the network plugin: %w", in.Index, fromRPC(err))
 		}
 		return r.QemuArgs, nil
 	case KindStream:
 		r, err := c.stream.Attach(ctx, &streamv1.AttachRequest{Instance: in.Proto()})
 		if err != nil {
-			return nil, fmt.Errorf("attaching instance %d to the stream plugin: %w", in.Index, err)
+			return nil, fmt.Errorf("attaching instance %d to the stream plugin: %w", in.Index, fromRPC(err))
 		}
 		return r.QemuArgs, nil
 	default:
@@ -97,7 +97,7 @@ func (c *Client) Attach(ctx context.Context, kind string, in Instance) ([]string
 func (c *Client) LANStatus(ctx context.Context) (LANStatus, error) {
 	r, err := c.network.Status(ctx, &networkv1.StatusRequest{})
 	if err != nil {
-		return LANStatus{}, fmt.Errorf("asking the network plugin for LAN status: %w", err)
+		return LANStatus{}, fmt.Errorf("asking the network plugin for LAN status: %w", fromRPC(err))
 	}
 	return lanStatusFromProto(r), nil
 }
@@ -105,14 +105,14 @@ func (c *Client) LANStatus(ctx context.Context) (LANStatus, error) {
 func (c *Client) Offer(ctx context.Context, instance uint32, sdp string) (answer, sessionID string, err error) {
 	r, err := c.stream.Offer(ctx, &streamv1.OfferRequest{Instance: instance, Sdp: sdp})
 	if err != nil {
-		return "", "", fmt.Errorf("sending the viewer's offer to the stream plugin: %w", err)
+		return "", "", fmt.Errorf("sending the viewer's offer to the stream plugin: %w", fromRPC(err))
 	}
 	return r.Sdp, r.SessionId, nil
 }
 
 func (c *Client) Hangup(ctx context.Context, sessionID string) error {
 	if _, err := c.stream.Hangup(ctx, &streamv1.HangupRequest{SessionId: sessionID}); err != nil {
-		return fmt.Errorf("hanging up stream session %s: %w", sessionID, err)
+		return fmt.Errorf("hanging up stream session %s: %w", sessionID, fromRPC(err))
 	}
 	return nil
 }
@@ -120,7 +120,7 @@ func (c *Client) Hangup(ctx context.Context, sessionID string) error {
 func (c *Client) StreamStats(ctx context.Context) ([]StreamStats, error) {
 	r, err := c.stream.Stats(ctx, &streamv1.StatsRequest{})
 	if err != nil {
-		return nil, fmt.Errorf("asking the stream plugin for stats: %w", err)
+		return nil, fmt.Errorf("asking the stream plugin for stats: %w", fromRPC(err))
 	}
 	var out []StreamStats
 	for _, s := range r.Streams {
@@ -140,7 +140,7 @@ func (c *Client) Send(ctx context.Context, instance uint32, events []InputEvent)
 		req.Events = append(req.Events, pe)
 	}
 	if _, err := c.input.Send(ctx, req); err != nil {
-		return fmt.Errorf("sending input to instance %d: %w", instance, err)
+		return fmt.Errorf("sending input to instance %d: %w", instance, fromRPC(err))
 	}
 	return nil
 }
@@ -148,7 +148,7 @@ func (c *Client) Send(ctx context.Context, instance uint32, events []InputEvent)
 func (c *Client) Screenshot(ctx context.Context, instance uint32) (Screenshot, error) {
 	r, err := c.input.Screenshot(ctx, &inputv1.ScreenshotRequest{Instance: instance})
 	if err != nil {
-		return Screenshot{}, fmt.Errorf("taking a screenshot of instance %d: %w", instance, err)
+		return Screenshot{}, fmt.Errorf("taking a screenshot of instance %d: %w", instance, fromRPC(err))
 	}
 	return Screenshot{PNG: r.Png, Width: int(r.Width), Height: int(r.Height)}, nil
 }

@@ -105,7 +105,7 @@ type CapturedFrame struct {
 
 // ErrCaptureUnsupported is what Client.Capture returns (wrapped) when the
 // network plugin does not implement NetworkCapture.
-var ErrCaptureUnsupported = errors.New("this network plugin cannot capture frames")
+var ErrCaptureUnsupported = fmt.Errorf("this network plugin cannot capture frames: %w", ErrUnsupported)
 
 func lanStatusToProto(st LANStatus) *networkv1.StatusResponse {
 	out := &networkv1.StatusResponse{Healthy: st.Healthy, Summary: st.Summary, HostMac: st.HostMAC,
@@ -218,7 +218,7 @@ func (c *Client) Capture(ctx context.Context, req CaptureRequest) (*FrameStream,
 		if status.Code(err) == codes.Unimplemented {
 			return nil, fmt.Errorf("%w: %v", ErrCaptureUnsupported, err)
 		}
-		return nil, fmt.Errorf("starting a capture on the network plugin: %w", err)
+		return nil, fmt.Errorf("starting a capture on the network plugin: %w", fromRPC(err))
 	}
 	return &FrameStream{s: s}, nil
 }

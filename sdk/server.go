@@ -72,18 +72,6 @@ func (s *baseServer) Configure(ctx context.Context, req *pluginv1.ConfigureReque
 	return &pluginv1.ConfigureResponse{Diagnostics: diagnosticsFromError(err)}, nil
 }
 
-// rpcError keeps a status the plugin chose and marks everything else as the
-// plugin's failure, so the host can tell bad requests from broken plugins.
-func rpcError(err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	return status.Error(codes.Unknown, err.Error())
-}
-
 type networkServer struct {
 	networkv1.UnimplementedNetworkServer
 	impl Network

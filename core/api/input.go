@@ -17,8 +17,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/locolan/loco/core/input"
 	"github.com/locolan/loco/core/supervise"
@@ -146,8 +144,7 @@ func (s *Server) getScreenshot(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	shot, err := p.Client().Screenshot(ctx, uint32(g.Index))
 	if err != nil {
-		code, msg := inputError(ctx, err)
-		writeError(w, code, msg)
+		writePluginError(w, r, "input", err)
 		return
 	}
 	w.Header().Set("Content-Type", "image/png")
@@ -364,7 +361,7 @@ func (s *Server) deliverInput(ctx context.Context, index int, events []sdk.Input
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second+time.Duration(len(events))*20*time.Millisecond)
 	defer cancel()
 	if err := p.Client().Send(ctx, uint32(index), events); err != nil {
-		return inputError(ctx, err)
+		return pluginError(ctx, "input", err)
 	}
 	return http.StatusOK, ""
 }
@@ -377,37 +374,6 @@ func notRunning(g supervise.GuestStatus) string {
 	return msg
 }
 
-// inputError maps the plugin's gRPC status to HTTP: its own words, and a
-// code that tells the client whether to fix the request (4xx), wait (409,
-// 503) or complain (5xx).
-func inputError(ctx context.Context, err error) (int, string) {
-	msg := err.Error()
-	var se interface{ GRPCStatus() *status.Status }
-	if errors.As(err, &se) {
-		msg = se.GRPCStatus().Message()
-	}
-	switch status.Code(err) {
-	case codes.InvalidArgument, codes.OutOfRange:
-		return http.StatusBadRequest, msg
-	case codes.FailedPrecondition:
-		return http.StatusConflict, msg
-	case codes.NotFound:
-		return http.StatusNotFound, msg
-	case codes.Unavailable:
-		return http.StatusServiceUnavailable, "input plugin unavailable, retry: " + msg
-	case codes.DeadlineExceeded:
-		return http.StatusGatewayTimeout, msg
-	case codes.Canceled:
-		if ctx.Err() != nil {
-			return 499, msg // the client went away; nobody reads this
-		}
-		// Not ours: the host closed the connection of a plugin it is
-		// restarting, and the next call gets the new one.
-		return http.StatusServiceUnavailable, "input plugin is restarting, retry: " + msg
-	default:
-		return http.StatusBadGateway, "input plugin: " + msg
-	}
-}
 
 func readInputBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/locolan/loco/core/input"
 	"github.com/locolan/loco/sdk"
@@ -249,12 +247,14 @@ func TestInputRoutesDocumented(t *testing.T) {
 	}
 }
 
-func TestInputError(t *testing.T) {
+// TestPluginError feeds the mapping what the sdk client returns: the
+// plugin's sentinel, wrapped by the client's own words.
+func TestPluginError(t *testing.T) {
 	live := context.Background()
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
-	wrap := func(c codes.Code, msg string) error {
-		return fmt.Errorf("sending input to instance 0: %w", status.Error(c, msg))
+	wrap := func(kind error, msg string) error {
+		return fmt.Errorf("sending input to instance 0: %w", &sdk.RemoteError{Kind: kind, Message: msg})
 	}
 	cases := []struct {
 		name string
@@ -263,18 +263,21 @@ func TestInputError(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{"bad event", live, wrap(codes.InvalidArgument, "event 0: nope"), 400, "event 0: nope"},
-		{"paused", live, wrap(codes.FailedPrecondition, "guest t-0 is paused"), 409, "guest t-0 is paused"},
-		{"no instance", live, wrap(codes.NotFound, "no instance 9"), 404, "no instance 9"},
-		{"socket busy", live, wrap(codes.Unavailable, "busy"), 503, "retry: busy"},
-		{"plugin being restarted", live, wrap(codes.Canceled, "grpc: the client connection is closing"), 503, "restarting, retry"},
-		{"caller gone", gone, wrap(codes.Canceled, "context canceled"), 499, "context canceled"},
-		{"QEMU slow", live, wrap(codes.DeadlineExceeded, "no answer"), 504, "no answer"},
-		{"plugin bug", live, wrap(codes.Internal, "boom"), 502, "input plugin: boom"},
-		{"not gRPC at all", live, errors.New("plain"), 502, "input plugin: plain"},
+		{"bad event", live, wrap(sdk.ErrInvalid, "event 0: nope"), 400, "event 0: nope"},
+		{"paused", live, wrap(sdk.ErrGuestNotRunning, "guest t-0 is paused"), 409, "guest t-0 is paused"},
+		{"no instance", live, wrap(sdk.ErrNoInstance, "no instance 9"), 404, "no instance 9"},
+		{"no session", live, wrap(sdk.ErrNotFound, "no session x"), 404, "no session x"},
+		{"socket busy", live, wrap(sdk.ErrNotReady, "busy"), 503, "retry: busy"},
+		{"viewers full", live, wrap(sdk.ErrBusy, "16 viewers"), 503, "16 viewers"},
+		{"not offered", live, wrap(sdk.ErrUnsupported, "no capture"), 501, "no capture"},
+		{"plugin being restarted", live, wrap(context.Canceled, "grpc: the client connection is closing"), 503, "restarting, retry"},
+		{"caller gone", gone, wrap(context.Canceled, "context canceled"), 499, "context canceled"},
+		{"QEMU slow", live, wrap(context.DeadlineExceeded, "no answer"), 504, "no answer"},
+		{"plugin bug", live, wrap(nil, "boom"), 502, "input plugin: boom"},
+		{"not from a plugin at all", live, errors.New("plain"), 502, "input plugin: plain"},
 	}
 	for _, tc := range cases {
-		code, msg := inputError(tc.ctx, tc.err)
+		code, msg := pluginError(tc.ctx, "input", tc.err)
 		if code != tc.code || !strings.Contains(msg, tc.msg) || strings.Contains(msg, "rpc error") {
 			t.Errorf("%s: %d %q, want %d with %q", tc.name, code, msg, tc.code, tc.msg)
 		}

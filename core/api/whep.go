@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -10,8 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/locolan/loco/core/pluginhost"
 	"github.com/locolan/loco/core/web"
@@ -91,7 +88,7 @@ func (s *Server) whepOffer(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	answer, session, err := p.Client().Offer(ctx, idx, string(body))
 	if err != nil {
-		writePluginError(w, err)
+		writePluginError(w, r, "stream", err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/sdp")
@@ -111,7 +108,7 @@ func (s *Server) whepHangup(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if err := p.Client().Hangup(ctx, r.PathValue("session")); err != nil {
-		writePluginError(w, err)
+		writePluginError(w, r, "stream", err)
 		return
 	}
 	w.WriteHeader(http.StatusOK)
@@ -139,7 +136,7 @@ func (s *Server) streamStats(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	stats, err := p.Client().StreamStats(ctx)
 	if err != nil {
-		writePluginError(w, err)
+		writePluginError(w, r, "stream", err)
 		return
 	}
 	pl := s.b.Plan()
@@ -155,24 +152,3 @@ func (s *Server) streamStats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// writePluginError maps the plugin's gRPC status to HTTP: its own verdicts
-// (no such session, a bad offer, too many viewers) keep their meaning; a
-// plugin that is down or restarting is 503, so clients retry.
-func writePluginError(w http.ResponseWriter, err error) {
-	code := http.StatusBadGateway
-	var se interface{ GRPCStatus() *status.Status }
-	if errors.As(err, &se) {
-		switch se.GRPCStatus().Code() {
-		case codes.NotFound:
-			code = http.StatusNotFound
-		case codes.InvalidArgument:
-			code = http.StatusBadRequest
-		case codes.ResourceExhausted, codes.Unavailable, codes.FailedPrecondition, codes.Canceled, codes.DeadlineExceeded:
-			code = http.StatusServiceUnavailable
-		}
-	}
-	if code == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
-	}
-	writeError(w, code, err.Error())
-}
