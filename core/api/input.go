@@ -374,7 +374,6 @@ func notRunning(g supervise.GuestStatus) string {
 	return msg
 }
 
-
 func readInputBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {

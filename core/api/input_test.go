@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-
 	"github.com/locolan/loco/core/input"
 	"github.com/locolan/loco/sdk"
 )

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-
 	"github.com/locolan/loco/core/pluginhost"
 	"github.com/locolan/loco/core/web"
 	"github.com/locolan/loco/sdk"
@@ -151,4 +150,3 @@ func (s *Server) streamStats(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, out)
 }
-
