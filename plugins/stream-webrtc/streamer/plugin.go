@@ -1,4 +1,4 @@
-package main
+package streamer
 
 import (
 	"context"
@@ -40,7 +40,8 @@ type plugin struct {
 	sessions   map[string]*viewer
 }
 
-func newPlugin() *plugin {
+// New makes the plugin, ready for sdk.Serve.
+func New() *plugin {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &plugin{ctx: ctx, cancel: cancel, guests: map[uint32]*guest{}, sessions: map[string]*viewer{}}
 }

@@ -1,4 +1,4 @@
-package main
+package streamer
 
 import (
 	"bytes"
@@ -21,7 +21,7 @@ import (
 )
 
 func TestConfigProblems(t *testing.T) {
-	c := sdktest.Start(t, newPlugin())
+	c := sdktest.Start(t, New())
 	cases := []struct{ src, attr string }{
 		{`codec = "av1"`, "codec"},
 		{`framerate = 0`, "framerate"},
@@ -53,7 +53,7 @@ func TestAttachArgs(t *testing.T) {
 	in := sdk.Instance{Index: 0, Name: "t-0", VNC: "unix:" + filepath.Join(dir, "vnc.sock"), StateDir: filepath.Join(dir, "g0")}
 	var first []string
 	for run := 0; run < 2; run++ {
-		p := newPlugin()
+		p := New()
 		c := sdktest.Start(t, p)
 		if problems, diags := sdktest.Configure(t, c, ``, sdk.Cluster{Name: "t", Instances: []sdk.Instance{in}}); diags.HasErrors() || len(problems) > 0 {
 			t.Fatalf("configure: %v %v", diags, problems)
@@ -247,7 +247,7 @@ func TestStreamFanOut(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "vnc.sock")
 	f := newFakeVNC(t, sock, 320, 240)
-	p := newPlugin()
+	p := New()
 	t.Cleanup(p.cancel)
 	c := sdktest.Start(t, p)
 	in := sdk.Instance{Index: 0, Name: "t-0", VNC: "unix:" + sock, StateDir: filepath.Join(dir, "g0")}
