@@ -102,8 +102,8 @@ func (c *Client) LANStatus(ctx context.Context) (LANStatus, error) {
 	return lanStatusFromProto(r), nil
 }
 
-func (c *Client) Offer(ctx context.Context, instance uint32, sdp string) (answer, sessionID string, err error) {
-	r, err := c.stream.Offer(ctx, &streamv1.OfferRequest{Instance: instance, Sdp: sdp})
+func (c *Client) Offer(ctx context.Context, req OfferRequest) (answer, sessionID string, err error) {
+	r, err := c.stream.Offer(ctx, &streamv1.OfferRequest{Instance: req.Instance, Sdp: req.SDP, Variant: req.Variant})
 	if err != nil {
 		return "", "", fmt.Errorf("sending the viewer's offer to the stream plugin: %w", fromRPC(err))
 	}
@@ -124,7 +124,8 @@ func (c *Client) StreamStats(ctx context.Context) ([]StreamStats, error) {
 	}
 	var out []StreamStats
 	for _, s := range r.Streams {
-		out = append(out, StreamStats{Instance: s.Instance, FramesIn: s.FramesIn, FramesOut: s.FramesOut, FPS: s.Fps,
+		out = append(out, StreamStats{Instance: s.Instance, Variant: s.Variant, Width: int(s.Width), Height: int(s.Height),
+			FramesIn: s.FramesIn, FramesOut: s.FramesOut, Repeats: s.Repeats, FPS: s.Fps,
 			BitrateBPS: s.BitrateBps, EncodeMs: s.EncodeMs, Viewers: s.Viewers, KeyFrames: s.KeyFrames})
 	}
 	return out, nil

@@ -33,17 +33,42 @@ type Stream interface {
 	Plugin
 	// Attach returns the QEMU display and audio arguments for the instance.
 	Attach(ctx context.Context, in Instance) ([]string, error)
-	// Offer answers a WHEP offer for the instance's stream.
-	Offer(ctx context.Context, instance uint32, sdp string) (answer, sessionID string, err error)
+	// Offer answers a WHEP offer for one variant of the instance's stream.
+	Offer(ctx context.Context, req OfferRequest) (answer, sessionID string, err error)
 	Hangup(ctx context.Context, sessionID string) error
 	Stats(ctx context.Context) ([]StreamStats, error)
 }
 
-// StreamStats describes one guest's stream.
+// Variants of a guest's stream. A viewer asks for one; a plugin that has
+// only one picture serves it for both.
+const (
+	// VariantFull is the guest's screen at its own size and up to the
+	// configured frame rate: for the guest being played.
+	VariantFull = "full"
+	// VariantThumb is at most 400x300 and 10 frames a second, sent only
+	// when the screen changes: for a tile in the grid.
+	VariantThumb = "thumb"
+)
+
+// Variants lists the variants in the order stats report them.
+var Variants = []string{VariantFull, VariantThumb}
+
+// OfferRequest is a viewer's WHEP offer for one variant of a guest's stream.
+type OfferRequest struct {
+	Instance uint32
+	SDP      string
+	Variant  string // VariantFull or VariantThumb; empty means VariantFull
+}
+
+// StreamStats describes one variant of one guest's stream.
 type StreamStats struct {
 	Instance   uint32
-	FramesIn   uint64
-	FramesOut  uint64
+	Variant    string
+	Width      int // of the encoded picture, 0 while no encoder runs
+	Height     int
+	FramesIn   uint64 // updates captured from the guest's display
+	FramesOut  uint64 // encoded frames sent
+	Repeats    uint64 // of them, sent again because the screen was still
 	FPS        float64
 	BitrateBPS float64
 	EncodeMs   float64

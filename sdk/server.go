@@ -107,7 +107,7 @@ func (s *streamServer) Attach(ctx context.Context, req *streamv1.AttachRequest) 
 }
 
 func (s *streamServer) Offer(ctx context.Context, req *streamv1.OfferRequest) (*streamv1.OfferResponse, error) {
-	answer, id, err := s.impl.Offer(ctx, req.Instance, req.Sdp)
+	answer, id, err := s.impl.Offer(ctx, OfferRequest{Instance: req.Instance, SDP: req.Sdp, Variant: req.Variant})
 	if err != nil {
 		return nil, rpcError(err)
 	}
@@ -126,7 +126,8 @@ func (s *streamServer) Stats(ctx context.Context, _ *streamv1.StatsRequest) (*st
 	out := &streamv1.StatsResponse{}
 	for _, st := range stats {
 		out.Streams = append(out.Streams, &streamv1.StreamStats{
-			Instance: st.Instance, FramesIn: st.FramesIn, FramesOut: st.FramesOut, Fps: st.FPS,
+			Instance: st.Instance, Variant: st.Variant, Width: uint32(st.Width), Height: uint32(st.Height),
+			FramesIn: st.FramesIn, FramesOut: st.FramesOut, Repeats: st.Repeats, Fps: st.FPS,
 			BitrateBps: st.BitrateBPS, EncodeMs: st.EncodeMs, Viewers: st.Viewers, KeyFrames: st.KeyFrames,
 		})
 	}

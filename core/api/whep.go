@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -70,6 +71,14 @@ func (s *Server) whepOffer(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	variant := r.URL.Query().Get("variant")
+	if variant == "" {
+		variant = sdk.VariantFull
+	}
+	if !slices.Contains(sdk.Variants, variant) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("variant %.40q: want one of %v", variant, sdk.Variants))
+		return
+	}
 	p := s.streamPlugin(w)
 	if p == nil {
 		return
@@ -85,7 +94,7 @@ func (s *Server) whepOffer(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 	defer cancel()
-	answer, session, err := p.Client().Offer(ctx, idx, string(body))
+	answer, session, err := p.Client().Offer(ctx, sdk.OfferRequest{Instance: idx, SDP: string(body), Variant: variant})
 	if err != nil {
 		writePluginError(w, r, "stream", err)
 		return
@@ -113,12 +122,16 @@ func (s *Server) whepHangup(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// StreamStats is one guest's stream as /api/streams shows it.
+// StreamStats is one variant of one guest's stream as /api/streams shows it.
 type StreamStats struct {
 	Index      int     `json:"index"`
 	Name       string  `json:"name"`
+	Variant    string  `json:"variant"`
+	Width      int     `json:"width"`
+	Height     int     `json:"height"`
 	FramesIn   uint64  `json:"frames_in"`
 	FramesOut  uint64  `json:"frames_out"`
+	Repeats    uint64  `json:"repeats"`
 	FPS        float64 `json:"fps"`
 	BitrateBPS float64 `json:"bitrate_bps"`
 	EncodeMs   float64 `json:"encode_ms"`
@@ -141,7 +154,8 @@ func (s *Server) streamStats(w http.ResponseWriter, r *http.Request) {
 	pl := s.b.Plan()
 	out := []StreamStats{}
 	for _, st := range stats {
-		o := StreamStats{Index: int(st.Instance), FramesIn: st.FramesIn, FramesOut: st.FramesOut, FPS: st.FPS,
+		o := StreamStats{Index: int(st.Instance), Variant: st.Variant, Width: st.Width, Height: st.Height,
+			FramesIn: st.FramesIn, FramesOut: st.FramesOut, Repeats: st.Repeats, FPS: st.FPS,
 			BitrateBPS: st.BitrateBPS, EncodeMs: st.EncodeMs, Viewers: st.Viewers, KeyFrames: st.KeyFrames}
 		if pl != nil && int(st.Instance) < len(pl.Guests) {
 			o.Name = pl.Guests[st.Instance].Name

@@ -1,7 +1,7 @@
 // Package gst is the small part of GStreamer the stream plugin needs, through
 // cgo: parse a pipeline description, push raw data into an appsrc, pull
-// encoded samples from an appsink, ask the encoder for a key frame, count
-// frames at named elements, and read errors off the bus. Debian's GStreamer
+// encoded samples from an appsink, ask the encoder for a key frame, measure
+// its time per frame, and read errors off the bus. Debian's GStreamer
 // 1.22 has no Go binding here (go-gst is not packaged), and this is all the
 // plugin uses.
 //
@@ -61,11 +61,7 @@ typedef struct {
 	GstElement *pipe;
 	GstElement *sink;   // appsink "out", may be NULL
 	GstElement *src;    // appsrc "in", may be NULL
-	GstElement *raw;    // appsink "raw" (captured frames to relay into "in"), may be NULL
-	GstBuffer *last;    // the last frame relayed, repeated while nothing new comes
 	GstBus *bus;
-	GstElement *vnc;    // the capture source "vnc", may be NULL
-	gint64 frames_in;   // buffers seen leaving the element named "vnc"
 	// The encoder named "enc" works inside its sink pad's chain call when
 	// it runs without look-ahead (x264 zerolatency, vp8 lag-in-frames=0):
 	// a frame goes in and its encoded form comes out on the same thread
@@ -75,20 +71,6 @@ typedef struct {
 	gint64 enc_total_us;
 	gint64 enc_count;
 } LocoPipe;
-
-// loco_count_probe counts captured frames. rfbsrc sends the same kind of
-// update request every time; an incremental one gets no answer from QEMU
-// until the screen changes, so a new pipeline on an idle screen would show
-// nothing. The pipeline therefore starts it non-incremental (one full
-// frame) and switches it to incremental after that first frame.
-static GstPadProbeReturn loco_count_probe(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
-	LocoPipe *lp = data;
-	if (__atomic_fetch_add(&lp->frames_in, 1, __ATOMIC_RELAXED) == 0 && lp->vnc &&
-	    g_object_class_find_property(G_OBJECT_GET_CLASS(lp->vnc), "incremental")) {
-		g_object_set(lp->vnc, "incremental", TRUE, NULL);
-	}
-	return GST_PAD_PROBE_OK;
-}
 
 static GstPadProbeReturn loco_enc_in_probe(GstPad *pad, GstPadProbeInfo *info, gpointer data) {
 	LocoPipe *lp = data;
@@ -135,10 +117,7 @@ static LocoPipe *loco_launch(const char *desc, char **err) {
 	lp->pipe = pipe;
 	lp->sink = gst_bin_get_by_name(GST_BIN(pipe), "out");
 	lp->src = gst_bin_get_by_name(GST_BIN(pipe), "in");
-	lp->raw = gst_bin_get_by_name(GST_BIN(pipe), "raw");
 	lp->bus = gst_element_get_bus(pipe);
-	lp->vnc = gst_bin_get_by_name(GST_BIN(pipe), "vnc");
-	loco_probe(pipe, "vnc", "src", loco_count_probe, lp);
 	loco_probe(pipe, "enc", "sink", loco_enc_in_probe, lp);
 	loco_probe(pipe, "enc", "src", loco_enc_out_probe, lp);
 	return lp;
@@ -156,9 +135,6 @@ static void loco_free(LocoPipe *lp) {
 	gst_element_set_state(lp->pipe, GST_STATE_NULL);
 	if (lp->sink) gst_object_unref(lp->sink);
 	if (lp->src) gst_object_unref(lp->src);
-	if (lp->raw) gst_object_unref(lp->raw);
-	if (lp->last) gst_buffer_unref(lp->last);
-	if (lp->vnc) gst_object_unref(lp->vnc);
 	gst_object_unref(lp->bus);
 	gst_object_unref(lp->pipe);
 	g_free(lp);
@@ -203,41 +179,12 @@ static int loco_push(LocoPipe *lp, const void *data, gsize n) {
 	return gst_app_src_push_buffer(GST_APP_SRC(lp->src), b) == GST_FLOW_OK;
 }
 
-// loco_relay waits up to timeout_ns for a frame on the appsink "raw" and
-// pushes it into the appsrc "in" at once; when none comes it pushes the
-// last one again. The repeat is a shallow copy: it shares the frame's
-// memory, and the appsrc stamps it with the current time. Returns the
-// flow result of the push (GST_FLOW_OK when there was nothing to push yet)
-// and sets *fresh when the frame was new.
-static int loco_relay(LocoPipe *lp, gint64 timeout_ns, int *fresh) {
-	*fresh = 0;
-	GstSample *s = gst_app_sink_try_pull_sample(GST_APP_SINK(lp->raw), timeout_ns);
-	if (s) {
-		GstBuffer *b = gst_sample_get_buffer(s);
-		if (b) {
-			gst_buffer_replace(&lp->last, b);
-			*fresh = 1;
-		}
-		gst_sample_unref(s);
-	} else if (gst_app_sink_is_eos(GST_APP_SINK(lp->raw))) {
-		return GST_FLOW_EOS;
-	}
-	if (!lp->last) return GST_FLOW_OK;
-	GstBuffer *out = gst_buffer_copy(lp->last);
-	GST_BUFFER_PTS(out) = GST_CLOCK_TIME_NONE;
-	GST_BUFFER_DTS(out) = GST_CLOCK_TIME_NONE;
-	GST_BUFFER_DURATION(out) = GST_CLOCK_TIME_NONE;
-	return gst_app_src_push_buffer(GST_APP_SRC(lp->src), out);
-}
-
-static const char *loco_flow_name(int flow) { return gst_flow_get_name((GstFlowReturn)flow); }
 
 static int loco_force_key_unit(LocoPipe *lp) {
 	GstEvent *ev = gst_video_event_new_upstream_force_key_unit(GST_CLOCK_TIME_NONE, TRUE, 0);
 	return gst_element_send_event(lp->sink, ev);
 }
 
-static gint64 loco_frames_in(LocoPipe *lp) { return __atomic_load_n(&lp->frames_in, __ATOMIC_RELAXED); }
 static gint64 loco_enc_total_us(LocoPipe *lp) { return __atomic_load_n(&lp->enc_total_us, __ATOMIC_RELAXED); }
 static gint64 loco_enc_count(LocoPipe *lp) { return __atomic_load_n(&lp->enc_count, __ATOMIC_RELAXED); }
 
@@ -312,11 +259,8 @@ func HasElement(name string) bool {
 }
 
 // Pipeline is one running GStreamer pipeline. By convention its appsink is
-// named "out", its appsrc "in", an appsink whose frames Relay feeds into
-// "in" is named "raw", the capture source "vnc" (its buffers are
-// counted; an rfbsrc there should start with incremental=false, and is
-// switched to incremental updates after its first frame) and the encoder
-// "enc" (its time per frame is measured).
+// named "out", its appsrc "in" and the encoder "enc" (its time per frame is
+// measured).
 type Pipeline struct {
 	// use is held shared by every call into C and exclusively by Close,
 	// which frees the pipeline only once the calls in flight are out.
@@ -413,32 +357,6 @@ func (p *Pipeline) Push(data []byte) error {
 	return nil
 }
 
-// Relay moves one captured frame from the appsink "raw" to the appsrc
-// "in": a new frame as soon as it arrives (waiting at most timeout), else
-// the last one again. Called at the frame rate, it is a heartbeat that adds
-// no delay to a change. fresh says whether the frame was new.
-func (p *Pipeline) Relay(timeout time.Duration) (fresh bool, err error) {
-	lp, done, err := p.acquire()
-	if err != nil {
-		return false, err
-	}
-	defer done()
-	if lp.raw == nil || lp.src == nil {
-		return false, errors.New(`the pipeline needs an appsink named "raw" and an appsrc named "in" to relay frames`)
-	}
-	var f C.int
-	flow := C.loco_relay(lp, C.gint64(timeout.Nanoseconds()), &f)
-	switch {
-	case flow == C.GST_FLOW_EOS:
-		return f != 0, io.EOF
-	case flow == C.GST_FLOW_FLUSHING && p.closed.Load():
-		return f != 0, ErrClosed
-	case flow != C.GST_FLOW_OK:
-		return f != 0, fmt.Errorf("the encoder refused a frame: %s", C.GoString(C.loco_flow_name(flow)))
-	}
-	return f != 0, nil
-}
-
 // ForceKeyUnit asks the encoder upstream of the appsink for a key frame
 // with its headers.
 func (p *Pipeline) ForceKeyUnit() {
@@ -450,16 +368,6 @@ func (p *Pipeline) ForceKeyUnit() {
 	if lp.sink != nil {
 		C.loco_force_key_unit(lp)
 	}
-}
-
-// FramesIn counts the buffers that left the element named "vnc".
-func (p *Pipeline) FramesIn() uint64 {
-	lp, done, err := p.acquire()
-	if err != nil {
-		return 0
-	}
-	defer done()
-	return uint64(C.loco_frames_in(lp))
 }
 
 // EncodeTime is the total time the element named "enc" spent on frames, and

@@ -9,8 +9,12 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/pion/webrtc/v4/pkg/media"
 	"golang.org/x/sys/unix"
+
+	"github.com/locolan/loco/plugins/stream-webrtc/gst"
 )
 
 // Guest sound reaches the plugin through QEMU's "wav" audiodev writing into
@@ -146,4 +150,83 @@ func mkdirFIFO(dir, fifo string) error {
 		return fmt.Errorf("creating %s: %w", dir, err)
 	}
 	return ensureFIFO(fifo)
+}
+
+// startAudio drains the guest's audio FIFO for as long as the guest is
+// attached, encoding to Opus while anyone watches and dropping the sound
+// otherwise.
+func (g *guest) startAudio(fifo string) {
+	go func() {
+		var pl *gst.Pipeline
+		var lastWanted time.Time
+		closePL := func() {
+			if pl != nil {
+				pl.Close()
+				pl = nil
+			}
+		}
+		defer closePL()
+		sink := func(pcm []byte) {
+			if g.viewerCount() > 0 {
+				lastWanted = time.Now()
+			}
+			if time.Since(lastWanted) > linger {
+				closePL()
+				return
+			}
+			if pl == nil {
+				var err error
+				if pl, err = g.startAudioPipeline(); err != nil {
+					logger.Error("audio pipeline", "guest", g.in.Name, "err", err)
+					return
+				}
+			}
+			if err := pl.Push(pcm); err != nil {
+				logger.Warn("audio pipeline refused sound; restarting it", "guest", g.in.Name, "err", err)
+				closePL()
+			}
+		}
+		for g.ctx.Err() == nil {
+			if err := drain(g.ctx, fifo, sink); err != nil {
+				logger.Error("guest audio", "guest", g.in.Name, "err", err)
+				select {
+				case <-g.ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}
+	}()
+}
+
+func (g *guest) startAudioPipeline() (*gst.Pipeline, error) {
+	pl, err := gst.Launch(audioPipeline())
+	if err != nil {
+		return nil, err
+	}
+	if err := pl.Start(); err != nil {
+		pl.Close()
+		return nil, err
+	}
+	go func() {
+		var lastPTS time.Duration = -1
+		for {
+			s, err := pl.Pull(500 * time.Millisecond)
+			if err != nil {
+				return // closed
+			}
+			if s == nil {
+				continue
+			}
+			dur := 20 * time.Millisecond
+			if lastPTS >= 0 && s.PTS > lastPTS && s.PTS-lastPTS < time.Second {
+				dur = s.PTS - lastPTS
+			}
+			lastPTS = s.PTS
+			if err := g.audio.WriteSample(media.Sample{Data: s.Data, Duration: dur}); err != nil {
+				logger.Debug("writing to the audio track", "guest", g.in.Name, "err", err)
+			}
+		}
+	}()
+	logger.Info("audio encoder started", "guest", g.in.Name)
+	return pl, nil
 }

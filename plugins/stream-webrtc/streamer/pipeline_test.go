@@ -5,9 +5,10 @@ import (
 	"time"
 
 	"github.com/locolan/loco/plugins/stream-webrtc/gst"
+	"github.com/locolan/loco/plugins/stream-webrtc/yuv"
 )
 
-// TestEncoderHoldsNoFrame pushes a run of identical frames and then a
+// TestEncoderHoldsNoFrame pushes a run of identical I420 frames and then a
 // different one through the real encoder chain: the frame pulled right
 // after the change must be the change (much larger than a repeat), not a
 // repeat held back by the encoder.
@@ -16,10 +17,13 @@ func TestEncoderHoldsNoFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	const w, h = 320, 240
-	raw := "video/x-raw,format=BGRx,width=320,height=240"
-	black, white := make([]byte, w*h*4), make([]byte, w*h*4)
-	for i := range white {
-		white[i] = 0xff
+	black, white := yuv.NewFrame(w, h), yuv.NewFrame(w, h)
+	px := make([]byte, w*h*4)
+	for i := range px {
+		px[i] = 0xff
+	}
+	if err := white.Update(px, w, h, 0, 0, w, h); err != nil {
+		t.Fatal(err)
 	}
 	for _, codec := range []string{"h264", "vp8"} {
 		t.Run(codec, func(t *testing.T) {
@@ -29,7 +33,7 @@ func TestEncoderHoldsNoFrame(t *testing.T) {
 					t.Fatalf("GStreamer element %s is missing (Debian package %s)", name, pkg)
 				}
 			}
-			pl, err := gst.Launch(encodeChain(c, raw))
+			pl, err := gst.Launch(encodePipeline(codec, w, h, c.framerate, c.bitrateKbps))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -37,9 +41,9 @@ func TestEncoderHoldsNoFrame(t *testing.T) {
 			if err := pl.Start(); err != nil {
 				t.Fatal(err)
 			}
-			push := func(frame []byte) int {
+			push := func(frame *yuv.Frame) int {
 				t.Helper()
-				if err := pl.Push(frame); err != nil {
+				if err := pl.Push(frame.Buf); err != nil {
 					t.Fatal(err)
 				}
 				s, err := pl.Pull(10 * time.Second)

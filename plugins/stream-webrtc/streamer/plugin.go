@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -12,14 +11,12 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/locolan/loco/plugins/stream-webrtc/gst"
+	"github.com/locolan/loco/plugins/stream-webrtc/rfb"
+	"github.com/locolan/loco/sdk"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
-	"github.com/locolan/loco/plugins/stream-webrtc/gst"
-	"github.com/locolan/loco/sdk"
 )
 
 const pluginVersion = "0.1.0"
@@ -39,6 +36,10 @@ type plugin struct {
 	guests     map[uint32]*guest
 	sessions   map[string]*viewer
 }
+
+var (
+	_ sdk.Stream = (*plugin)(nil)
+)
 
 // New makes the plugin, ready for sdk.Serve.
 func New() *plugin {
@@ -159,17 +160,17 @@ func (p *plugin) Attach(_ context.Context, in sdk.Instance) ([]string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.configured {
-		return nil, status.Error(codes.FailedPrecondition, "stream plugin: Attach before Configure")
+		return nil, fmt.Errorf("stream plugin: Attach before Configure: %w", sdk.ErrNotReady)
 	}
-	network, addr, err := vncTarget(in.VNC)
+	network, addr, err := rfb.Target(in.VNC)
 	if err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "guest %s: %v", in.Name, err)
+		return nil, fmt.Errorf("guest %s: %v: %w", in.Name, err, sdk.ErrInvalid)
 	}
 	var args []string
 	fifo := filepath.Join(in.StateDir, "audio.fifo")
 	if p.cfg.audio {
 		if args, err = audioArgs(fifo); err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "guest %s: %v", in.Name, err)
+			return nil, fmt.Errorf("guest %s: %v: %w", in.Name, err, sdk.ErrInvalid)
 		}
 	}
 	g := p.guests[in.Index]
@@ -192,7 +193,6 @@ func (p *plugin) Attach(_ context.Context, in sdk.Instance) ([]string, error) {
 		g.startAudio(fifo)
 	}
 	p.guests[in.Index] = g
-	go g.run()
 	logger.Info("guest attached", "guest", in.Name, "vnc", in.VNC, "audio", p.cfg.audio)
 	return args, nil
 }
@@ -203,30 +203,38 @@ func (p *plugin) config() (config, *webrtc.API) {
 	return p.cfg, p.api
 }
 
-// Offer answers a WHEP offer for one guest's stream.
-func (p *plugin) Offer(ctx context.Context, instance uint32, offer string) (string, string, error) {
+// Offer answers a WHEP offer for one variant of a guest's stream.
+func (p *plugin) Offer(ctx context.Context, req sdk.OfferRequest) (string, string, error) {
 	p.mu.Lock()
-	g := p.guests[instance]
+	g := p.guests[req.Instance]
 	p.mu.Unlock()
 	if g == nil {
-		return "", "", status.Errorf(codes.NotFound, "no guest with index %d is attached to the stream plugin", instance)
+		return "", "", fmt.Errorf("no guest with index %d is attached to the stream plugin: %w", req.Instance, sdk.ErrNoInstance)
+	}
+	name := req.Variant
+	if name == "" {
+		name = sdk.VariantFull
+	}
+	if name != sdk.VariantFull && name != sdk.VariantThumb {
+		return "", "", fmt.Errorf("variant %.40q: want %q or %q: %w", name, sdk.VariantFull, sdk.VariantThumb, sdk.ErrInvalid)
 	}
 	if n := g.viewerCount(); n >= maxViewersPerGuest {
-		return "", "", status.Errorf(codes.ResourceExhausted, "guest %s already has %d viewers", g.in.Name, n)
+		return "", "", fmt.Errorf("guest %s already has %d viewers: %w", g.in.Name, n, sdk.ErrBusy)
 	}
 	id, err := newSessionID()
 	if err != nil {
 		return "", "", err
 	}
-	v, answer, err := newViewer(ctx, p, g, id, offer)
+	v := g.variant(name)
+	vw, answer, err := newViewer(ctx, p, v, id, req.SDP)
 	if err != nil {
 		return "", "", err
 	}
 	p.mu.Lock()
-	p.sessions[id] = v
+	p.sessions[id] = vw
 	p.mu.Unlock()
-	g.addViewer(v)
-	logger.Info("viewer joined", "guest", g.in.Name, "session", id, "viewers", g.viewerCount())
+	v.addViewer(vw)
+	logger.Info("viewer joined", "guest", g.in.Name, "variant", name, "session", id, "viewers", g.viewerCount())
 	return answer, id, nil
 }
 
@@ -236,7 +244,7 @@ func (p *plugin) Hangup(_ context.Context, sessionID string) error {
 	v := p.sessions[sessionID]
 	p.mu.Unlock()
 	if v == nil {
-		return status.Errorf(codes.NotFound, "no stream session %q", sessionID)
+		return fmt.Errorf("no stream session %.40q: %w", sessionID, sdk.ErrNotFound)
 	}
 	v.close("hung up")
 	return nil
@@ -247,8 +255,8 @@ func (p *plugin) dropSession(v *viewer) {
 	p.mu.Lock()
 	delete(p.sessions, v.id)
 	p.mu.Unlock()
-	v.g.removeViewer(v)
-	logger.Info("viewer left", "guest", v.g.in.Name, "session", v.id, "viewers", v.g.viewerCount())
+	v.v.removeViewer(v)
+	logger.Info("viewer left", "guest", v.v.g.in.Name, "variant", v.v.name, "session", v.id, "viewers", v.v.g.viewerCount())
 }
 
 func (p *plugin) Stats(context.Context) ([]sdk.StreamStats, error) {
@@ -259,9 +267,9 @@ func (p *plugin) Stats(context.Context) ([]sdk.StreamStats, error) {
 	}
 	p.mu.Unlock()
 	sort.Slice(guests, func(i, j int) bool { return guests[i].in.Index < guests[j].in.Index })
-	out := make([]sdk.StreamStats, 0, len(guests))
+	out := make([]sdk.StreamStats, 0, 2*len(guests))
 	for _, g := range guests {
-		out = append(out, g.stats())
+		out = append(out, g.stats()...)
 	}
 	return out, nil
 }
@@ -273,5 +281,3 @@ func newSessionID() (string, error) {
 	}
 	return hex.EncodeToString(b), nil
 }
-
-var errGuestStopped = errors.New("guest detached")

@@ -2,22 +2,23 @@ package streamer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+
+	"github.com/locolan/loco/sdk"
 )
 
-// viewer is one WHEP session: a browser's peer connection that receives a
-// guest's shared tracks.
+// viewer is one WHEP session: a browser's peer connection that receives
+// one variant's shared video track and the guest's audio.
 type viewer struct {
 	id   string
 	p    *plugin
-	g    *guest
+	v    *variant
 	pc   *webrtc.PeerConnection
 	once sync.Once
 }
@@ -27,7 +28,8 @@ type viewer struct {
 // with STUN servers up to a few seconds.
 const gatherTimeout = 5 * time.Second
 
-func newViewer(ctx context.Context, p *plugin, g *guest, id, offer string) (*viewer, string, error) {
+func newViewer(ctx context.Context, p *plugin, va *variant, id, offer string) (*viewer, string, error) {
+	g := va.g
 	cfg, api := p.config()
 	var servers []webrtc.ICEServer
 	for _, s := range cfg.iceServers {
@@ -37,19 +39,19 @@ func newViewer(ctx context.Context, p *plugin, g *guest, id, offer string) (*vie
 	if err != nil {
 		return nil, "", fmt.Errorf("creating a peer connection: %w", err)
 	}
-	v := &viewer{id: id, p: p, g: g, pc: pc}
-	fail := func(code codes.Code, format string, a ...any) (*viewer, string, error) {
+	v := &viewer{id: id, p: p, v: va, pc: pc}
+	fail := func(kind error, format string, a ...any) (*viewer, string, error) {
 		pc.Close()
-		return nil, "", status.Errorf(code, format, a...)
+		return nil, "", fmt.Errorf("%s: %w", fmt.Sprintf(format, a...), kind)
 	}
-	tracks := []*webrtc.TrackLocalStaticSample{g.video}
+	tracks := []*webrtc.TrackLocalStaticSample{va.track}
 	if cfg.audio {
 		tracks = append(tracks, g.audio)
 	}
 	for _, t := range tracks {
 		sender, err := pc.AddTrack(t)
 		if err != nil {
-			return fail(codes.Internal, "adding the %s track: %v", t.Kind(), err)
+			return fail(errInternal, "adding the %s track: %v", t.Kind(), err)
 		}
 		go v.readRTCP(sender)
 	}
@@ -58,28 +60,28 @@ func newViewer(ctx context.Context, p *plugin, g *guest, id, offer string) (*vie
 		switch s {
 		case webrtc.PeerConnectionStateConnected:
 			// A new viewer can only start decoding at a key frame.
-			g.requestKeyFrame()
+			va.requestKeyFrame()
 		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 			v.close("connection " + s.String())
 		}
 	})
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return fail(codes.InvalidArgument, "the offer is not usable: %v", err)
+		return fail(sdk.ErrInvalid, "the offer is not usable: %v", err)
 	}
 	answer, err := pc.CreateAnswer(nil)
 	if err != nil {
-		return fail(codes.InvalidArgument, "cannot answer the offer: %v", err)
+		return fail(sdk.ErrInvalid, "cannot answer the offer: %v", err)
 	}
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(answer); err != nil {
-		return fail(codes.Internal, "setting the answer: %v", err)
+		return fail(errInternal, "setting the answer: %v", err)
 	}
 	select {
 	case <-gathered:
 	case <-time.After(gatherTimeout):
 		logger.Warn("ICE gathering did not finish; answering with the candidates so far", "guest", g.in.Name)
 	case <-ctx.Done():
-		return fail(codes.Canceled, "the offer was withdrawn: %v", ctx.Err())
+		return fail(context.Canceled, "the offer was withdrawn: %v", ctx.Err())
 	}
 	return v, pc.LocalDescription().SDP, nil
 }
@@ -95,7 +97,7 @@ func (v *viewer) readRTCP(sender *webrtc.RTPSender) {
 		for _, pkt := range pkts {
 			switch pkt.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				v.g.requestKeyFrame()
+				v.v.requestKeyFrame()
 			}
 		}
 	}
@@ -103,8 +105,12 @@ func (v *viewer) readRTCP(sender *webrtc.RTPSender) {
 
 func (v *viewer) close(why string) {
 	v.once.Do(func() {
-		logger.Debug("closing viewer", "guest", v.g.in.Name, "session", v.id, "why", why)
+		logger.Debug("closing viewer", "guest", v.v.g.in.Name, "session", v.id, "why", why)
 		go v.pc.Close() // Close waits for pion's goroutines; not from its own callback
 		v.p.dropSession(v)
 	})
 }
+
+// errInternal marks the plugin's own failures: no sentinel, so the host
+// reports them as the plugin's fault.
+var errInternal = errors.New("stream plugin")

@@ -114,9 +114,12 @@ func (x *AttachResponse) GetQemuArgs() []string {
 }
 
 type OfferRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Instance      uint32                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
-	Sdp           string                 `protobuf:"bytes,2,opt,name=sdp,proto3" json:"sdp,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Instance uint32                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	Sdp      string                 `protobuf:"bytes,2,opt,name=sdp,proto3" json:"sdp,omitempty"`
+	// variant is "full" (native size, the configured frame rate) or "thumb"
+	// (a grid tile: at most 400x300 and 10 fps); empty means "full".
+	Variant       string `protobuf:"bytes,3,opt,name=variant,proto3" json:"variant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -161,6 +164,13 @@ func (x *OfferRequest) GetInstance() uint32 {
 func (x *OfferRequest) GetSdp() string {
 	if x != nil {
 		return x.Sdp
+	}
+	return ""
+}
+
+func (x *OfferRequest) GetVariant() string {
+	if x != nil {
+		return x.Variant
 	}
 	return ""
 }
@@ -378,15 +388,20 @@ func (x *StatsResponse) GetStreams() []*StreamStats {
 }
 
 type StreamStats struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Instance      uint32                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
-	FramesIn      uint64                 `protobuf:"varint,2,opt,name=frames_in,json=framesIn,proto3" json:"frames_in,omitempty"`
-	FramesOut     uint64                 `protobuf:"varint,3,opt,name=frames_out,json=framesOut,proto3" json:"frames_out,omitempty"`
-	Fps           float64                `protobuf:"fixed64,4,opt,name=fps,proto3" json:"fps,omitempty"`
-	BitrateBps    float64                `protobuf:"fixed64,5,opt,name=bitrate_bps,json=bitrateBps,proto3" json:"bitrate_bps,omitempty"`
-	EncodeMs      float64                `protobuf:"fixed64,6,opt,name=encode_ms,json=encodeMs,proto3" json:"encode_ms,omitempty"`
-	Viewers       uint32                 `protobuf:"varint,7,opt,name=viewers,proto3" json:"viewers,omitempty"`
-	KeyFrames     uint64                 `protobuf:"varint,8,opt,name=key_frames,json=keyFrames,proto3" json:"key_frames,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Instance   uint32                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	FramesIn   uint64                 `protobuf:"varint,2,opt,name=frames_in,json=framesIn,proto3" json:"frames_in,omitempty"`
+	FramesOut  uint64                 `protobuf:"varint,3,opt,name=frames_out,json=framesOut,proto3" json:"frames_out,omitempty"`
+	Fps        float64                `protobuf:"fixed64,4,opt,name=fps,proto3" json:"fps,omitempty"`
+	BitrateBps float64                `protobuf:"fixed64,5,opt,name=bitrate_bps,json=bitrateBps,proto3" json:"bitrate_bps,omitempty"`
+	EncodeMs   float64                `protobuf:"fixed64,6,opt,name=encode_ms,json=encodeMs,proto3" json:"encode_ms,omitempty"`
+	Viewers    uint32                 `protobuf:"varint,7,opt,name=viewers,proto3" json:"viewers,omitempty"`
+	KeyFrames  uint64                 `protobuf:"varint,8,opt,name=key_frames,json=keyFrames,proto3" json:"key_frames,omitempty"`
+	// One row per guest and variant ("full" or "thumb").
+	Variant       string `protobuf:"bytes,9,opt,name=variant,proto3" json:"variant,omitempty"`
+	Width         uint32 `protobuf:"varint,10,opt,name=width,proto3" json:"width,omitempty"` // of the encoded picture; 0 while no encoder runs
+	Height        uint32 `protobuf:"varint,11,opt,name=height,proto3" json:"height,omitempty"`
+	Repeats       uint64 `protobuf:"varint,12,opt,name=repeats,proto3" json:"repeats,omitempty"` // frames sent again because the screen was still
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -477,6 +492,34 @@ func (x *StreamStats) GetKeyFrames() uint64 {
 	return 0
 }
 
+func (x *StreamStats) GetVariant() string {
+	if x != nil {
+		return x.Variant
+	}
+	return ""
+}
+
+func (x *StreamStats) GetWidth() uint32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+func (x *StreamStats) GetHeight() uint32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+func (x *StreamStats) GetRepeats() uint64 {
+	if x != nil {
+		return x.Repeats
+	}
+	return 0
+}
+
 var File_loco_stream_v1_stream_proto protoreflect.FileDescriptor
 
 const file_loco_stream_v1_stream_proto_rawDesc = "" +
@@ -485,10 +528,11 @@ const file_loco_stream_v1_stream_proto_rawDesc = "" +
 	"\rAttachRequest\x124\n" +
 	"\binstance\x18\x01 \x01(\v2\x18.loco.plugin.v1.InstanceR\binstance\"-\n" +
 	"\x0eAttachResponse\x12\x1b\n" +
-	"\tqemu_args\x18\x01 \x03(\tR\bqemuArgs\"<\n" +
+	"\tqemu_args\x18\x01 \x03(\tR\bqemuArgs\"V\n" +
 	"\fOfferRequest\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\rR\binstance\x12\x10\n" +
-	"\x03sdp\x18\x02 \x01(\tR\x03sdp\"@\n" +
+	"\x03sdp\x18\x02 \x01(\tR\x03sdp\x12\x18\n" +
+	"\avariant\x18\x03 \x01(\tR\avariant\"@\n" +
 	"\rOfferResponse\x12\x10\n" +
 	"\x03sdp\x18\x01 \x01(\tR\x03sdp\x12\x1d\n" +
 	"\n" +
@@ -499,7 +543,7 @@ const file_loco_stream_v1_stream_proto_rawDesc = "" +
 	"\x0eHangupResponse\"\x0e\n" +
 	"\fStatsRequest\"F\n" +
 	"\rStatsResponse\x125\n" +
-	"\astreams\x18\x01 \x03(\v2\x1b.loco.stream.v1.StreamStatsR\astreams\"\xee\x01\n" +
+	"\astreams\x18\x01 \x03(\v2\x1b.loco.stream.v1.StreamStatsR\astreams\"\xd0\x02\n" +
 	"\vStreamStats\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\rR\binstance\x12\x1b\n" +
 	"\tframes_in\x18\x02 \x01(\x04R\bframesIn\x12\x1d\n" +
@@ -511,7 +555,12 @@ const file_loco_stream_v1_stream_proto_rawDesc = "" +
 	"\tencode_ms\x18\x06 \x01(\x01R\bencodeMs\x12\x18\n" +
 	"\aviewers\x18\a \x01(\rR\aviewers\x12\x1d\n" +
 	"\n" +
-	"key_frames\x18\b \x01(\x04R\tkeyFrames2\xa6\x02\n" +
+	"key_frames\x18\b \x01(\x04R\tkeyFrames\x12\x18\n" +
+	"\avariant\x18\t \x01(\tR\avariant\x12\x14\n" +
+	"\x05width\x18\n" +
+	" \x01(\rR\x05width\x12\x16\n" +
+	"\x06height\x18\v \x01(\rR\x06height\x12\x18\n" +
+	"\arepeats\x18\f \x01(\x04R\arepeats2\xa6\x02\n" +
 	"\x06Stream\x12G\n" +
 	"\x06Attach\x12\x1d.loco.stream.v1.AttachRequest\x1a\x1e.loco.stream.v1.AttachResponse\x12D\n" +
 	"\x05Offer\x12\x1c.loco.stream.v1.OfferRequest\x1a\x1d.loco.stream.v1.OfferResponse\x12G\n" +

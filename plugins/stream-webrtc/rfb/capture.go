@@ -1,0 +1,144 @@
+package rfb
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+)
+
+// Capture is a connection that receives the guest's pixels into a
+// framebuffer. It always has one update request outstanding, so QEMU sends
+// a change on its next look at the screen (every 30 ms while anything
+// watches) and nothing at all while the screen is still.
+type Capture struct {
+	conn net.Conn
+	r    *bufio.Reader
+	size Size
+	fb   []byte // BGRx, 4*size.W bytes a row
+}
+
+// Update is what one FramebufferUpdate changed.
+type Update struct {
+	Damage  Rect // the bounding box of the changed rectangles
+	Rects   int  // how many rectangles the server sent
+	Resized bool // the display changed size; the whole framebuffer is new
+}
+
+// DialCapture connects, asks for 32-bit BGRx pixels in the raw encoding
+// and DesktopSize, and requests the whole screen once.
+func DialCapture(ctx context.Context, network, addr string) (*Capture, error) {
+	conn, r, s, _, err := dial(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &Capture{conn: conn, r: r}
+	c.resize(s)
+	// SetPixelFormat: 32 bpp, depth 24, little endian, true colour, 8 bits
+	// a channel, red at bit 16, green 8, blue 0: B, G, R, x in memory, what
+	// libyuv calls ARGB and GStreamer BGRx.
+	pf := []byte{0, 0, 0, 0, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0}
+	if _, err := conn.Write(pf); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("setting the pixel format: %w", err)
+	}
+	if err := setEncodings(conn, EncRaw, EncDesktopSize); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("setting encodings: %w", err)
+	}
+	if err := c.request(false); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	context.AfterFunc(ctx, func() { conn.Close() })
+	return c, nil
+}
+
+func (c *Capture) resize(s Size) {
+	c.size = s
+	if n := s.W * s.H * 4; cap(c.fb) >= n {
+		c.fb = c.fb[:n]
+		clear(c.fb)
+	} else {
+		c.fb = make([]byte, n)
+	}
+}
+
+// Size is the framebuffer's size now.
+func (c *Capture) Size() Size { return c.size }
+
+// Pixels is the framebuffer (BGRx, stride 4*Size().W). It is valid until the
+// next call of Next and is written only by Next.
+func (c *Capture) Pixels() []byte { return c.fb }
+
+// Close ends the connection; a Next blocked in a read returns.
+func (c *Capture) Close() error { return c.conn.Close() }
+
+func (c *Capture) request(incremental bool) error {
+	msg := []byte{3, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	if incremental {
+		msg[1] = 1
+	}
+	binary.BigEndian.PutUint16(msg[6:], uint16(c.size.W))
+	binary.BigEndian.PutUint16(msg[8:], uint16(c.size.H))
+	if _, err := c.conn.Write(msg); err != nil {
+		return fmt.Errorf("asking the guest's display for an update: %w", err)
+	}
+	return nil
+}
+
+// Next waits for the next FramebufferUpdate, applies it to the framebuffer
+// and asks for the one after.
+func (c *Capture) Next() (Update, error) {
+	for {
+		t, err := c.r.ReadByte()
+		if err != nil {
+			return Update{}, fmt.Errorf("reading from the guest's VNC display: %w", err)
+		}
+		if t == msgFBUpdate {
+			break
+		}
+		if err := skipMessage(c.r, t); err != nil {
+			return Update{}, err
+		}
+	}
+	var h struct {
+		_ uint8
+		N uint16
+	}
+	if err := binary.Read(c.r, binary.BigEndian, &h); err != nil {
+		return Update{}, err
+	}
+	var u Update
+	for i := 0; i < int(h.N); i++ {
+		var rh rectHeader
+		if err := binary.Read(c.r, binary.BigEndian, &rh); err != nil {
+			return Update{}, err
+		}
+		r := Rect{int(rh.X), int(rh.Y), int(rh.W), int(rh.H)}
+		switch rh.Enc {
+		case EncDesktopSize:
+			c.resize(Size{r.W, r.H})
+			u.Resized, u.Damage = true, Rect{0, 0, r.W, r.H}
+		case EncRaw:
+			if r.X+r.W > c.size.W || r.Y+r.H > c.size.H {
+				return Update{}, fmt.Errorf("the display sent rectangle %+v outside its %v framebuffer", r, c.size)
+			}
+			stride := c.size.W * 4
+			for y := r.Y; y < r.Y+r.H; y++ {
+				off := y*stride + r.X*4
+				if _, err := io.ReadFull(c.r, c.fb[off:off+r.W*4]); err != nil {
+					return Update{}, fmt.Errorf("reading pixels: %w", err)
+				}
+			}
+			u.Damage = u.Damage.Union(r)
+			u.Rects++
+		default:
+			return Update{}, fmt.Errorf("the display sent rectangle encoding %d, which was not asked for", rh.Enc)
+		}
+	}
+	// After a resize the next request is a full one: the old picture is gone.
+	return u, c.request(!u.Resized)
+}

@@ -1,0 +1,108 @@
+package rfb_test
+
+import (
+	"context"
+	"encoding/binary"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/locolan/loco/plugins/stream-webrtc/rfb"
+	"github.com/locolan/loco/plugins/stream-webrtc/rfb/rfbtest"
+)
+
+func TestTarget(t *testing.T) {
+	cases := []struct{ in, network, addr string }{
+		{"unix:/run/g/vnc.sock", "unix", "/run/g/vnc.sock"},
+		{"127.0.0.1:3", "tcp", "127.0.0.1:5903"},
+		{"nohost", "", ""},
+		{"h:99999", "", ""},
+	}
+	for _, c := range cases {
+		n, a, err := rfb.Target(c.in)
+		if (err != nil) != (c.network == "") || n != c.network || a != c.addr {
+			t.Errorf("Target(%q) = %q %q %v", c.in, n, a, err)
+		}
+	}
+}
+
+// next waits for one update with a deadline, so a lost update fails the
+// test instead of hanging it.
+func next(t *testing.T, c *rfb.Capture) rfb.Update {
+	t.Helper()
+	type res struct {
+		u   rfb.Update
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() { u, err := c.Next(); ch <- res{u, err} }()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		return r.u
+	case <-time.After(10 * time.Second):
+		t.Fatal("no update within 10 s")
+	}
+	return rfb.Update{}
+}
+
+func pixel(c *rfb.Capture, x, y int) uint32 {
+	return binary.LittleEndian.Uint32(c.Pixels()[(y*c.Size().W+x)*4:])
+}
+
+// TestCaptureFollowsTheDisplay: the whole screen at connect, then only the
+// changed rectangle, nothing while the screen is still, and a resize.
+func TestCaptureFollowsTheDisplay(t *testing.T) {
+	s, err := rfbtest.NewServer(filepath.Join(t.TempDir(), "vnc.sock"), 64, 48)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Fill(0x336699)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := rfb.DialCapture(ctx, "unix", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	u := next(t, c)
+	if u.Damage != (rfb.Rect{W: 64, H: 48}) || pixel(c, 63, 47) != 0x336699 {
+		t.Fatalf("first update %+v, pixel %06x", u, pixel(c, 63, 47))
+	}
+	sent := s.Updates()
+	time.Sleep(200 * time.Millisecond)
+	if s.Updates() != sent {
+		t.Error("the server sent an update although nothing changed")
+	}
+	s.Draw(rfb.Rect{X: 10, Y: 20, W: 4, H: 2}, func(int, int) uint32 { return 0xff0000 })
+	u = next(t, c)
+	if u.Damage != (rfb.Rect{X: 10, Y: 20, W: 4, H: 2}) || pixel(c, 11, 21) != 0xff0000 || pixel(c, 9, 21) != 0x336699 {
+		t.Errorf("partial update %+v, pixels %06x %06x", u, pixel(c, 11, 21), pixel(c, 9, 21))
+	}
+	if err := s.WaitResizeAware(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.Resize(80, 60)
+	u = next(t, c)
+	if !u.Resized || c.Size() != (rfb.Size{W: 80, H: 60}) || len(c.Pixels()) != 80*60*4 {
+		t.Fatalf("after resize: %+v, size %v", u, c.Size())
+	}
+	s.Fill(0x00ff00)
+	// The full picture after the resize may come before or with the fill.
+	for i := 0; pixel(c, 79, 59) != 0x00ff00; i++ {
+		if i == 3 {
+			t.Fatalf("pixel after resize %06x", pixel(c, 79, 59))
+		}
+		next(t, c)
+	}
+}
+
+func TestCaptureRefusesANonRFBServer(t *testing.T) {
+	_, err := rfb.DialCapture(context.Background(), "unix", filepath.Join(t.TempDir(), "none.sock"))
+	if err == nil {
+		t.Fatal("dialled a socket that does not exist")
+	}
+}
