@@ -66,6 +66,10 @@ func apiGet(t testing.TB, base, tok, path string, out any) {
 type streamStat struct {
 	Index     int     `json:"index"`
 	Name      string  `json:"name"`
+	Variant   string  `json:"variant"`
+	Width     int     `json:"width"`
+	Height    int     `json:"height"`
+	Repeats   uint64  `json:"repeats"`
 	FramesIn  uint64  `json:"frames_in"`
 	FramesOut uint64  `json:"frames_out"`
 	FPS       float64 `json:"fps"`
@@ -100,11 +104,27 @@ type tileFPS struct {
 const allLive = `(() => { const t = [...(window.loco ? loco.tiles.values() : [])];
   return t.length === %d && t.every((x) => x.streamState === 'live'); })()`
 
-// TestDashboard is issue 6's acceptance in Debian's headless Chromium, on
-// one cluster of three test guests: three live tiles decoding at 20 fps or
-// more, a screenshot for people, a second viewer that shares the encoder,
-// keys that reach the focused guest only, the focused guest's sound, and
-// tiles that come back by themselves after the stream plugin is SIGKILLed.
+// thumbs keeps the /api/streams rows of the thumb variant.
+func thumbs(all []streamStat) []streamStat {
+	var out []streamStat
+	for _, s := range all {
+		if s.Variant == "thumb" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// TestDashboard is the dashboard's acceptance in Debian's headless
+// Chromium, on one cluster of three test guests (three, not nine: nine TCG
+// guests and a browser on CI's two busy cores would measure the machine,
+// not the dashboard; the nine-tile grid is BenchmarkGrid's): live
+// thumbnail tiles that send almost nothing while the guests' screens are
+// still, a screenshot for people, a second viewer that shares the
+// encoder, a focus switch to the full-size stream, keys that reach the
+// focused guest only, a moving screen at full rate in the focused tile and
+// at thumbnail rate in the grid, the focused guest's sound, and tiles that
+// come back by themselves after the stream plugin is SIGKILLed.
 func TestDashboard(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots three guests and a browser")
@@ -125,16 +145,29 @@ func TestDashboard(t *testing.T) {
 	}
 	pageWait(t, ctx, "three live tiles", fmt.Sprintf(allLive, 3), 2*time.Minute)
 
-	t.Run("every tile decodes at 20 fps or more", func(t *testing.T) {
+	t.Run("still screens: thumbnails that send a frame or two a second", func(t *testing.T) {
 		fps := pageEval[[]tileFPS](t, ctx, decodedFPS+"(5000)")
 		for _, f := range fps {
-			t.Logf("%s: %.1f frames decoded per second", f.Name, f.FPS)
-			if f.FPS < 20 {
-				t.Errorf("%s decodes %.1f fps, want at least 20", f.Name, f.FPS)
+			// The status line's clock changes once a second; between its
+			// ticks the plugin sends nothing but a repeat a second.
+			t.Logf("%s: %.1f frames decoded per second on a still screen", f.Name, f.FPS)
+			if f.FPS < 0.4 || f.FPS > 5 {
+				t.Errorf("%s decodes %.1f fps on a still screen, want the clock's tick and at most a repeat a second", f.Name, f.FPS)
 			}
 		}
 		if len(fps) != 3 {
 			t.Errorf("%d tiles", len(fps))
+		}
+		sizes := pageEval[[][2]int](t, ctx, `[...loco.tiles.values()].map((t) => [t.video.videoWidth, t.video.videoHeight])`)
+		for i, sz := range sizes {
+			if sz[0] > 400 || sz[1] > 300 || sz[0] == 0 {
+				t.Errorf("tile %d plays %dx%d, want a thumbnail of at most 400x300", i, sz[0], sz[1])
+			}
+		}
+		var st []streamStat
+		apiGet(t, base, tok, "/api/streams", &st)
+		for _, s := range thumbs(st) {
+			t.Logf("%s thumb: %dx%d, %.1f fps, %.1f kbit/s, %d repeats", s.Name, s.Width, s.Height, s.FPS, s.Bitrate/1000, s.Repeats)
 		}
 	})
 
@@ -145,34 +178,26 @@ func TestDashboard(t *testing.T) {
 	t.Logf("dashboard screenshot: %s", shot)
 
 	t.Run("a second viewer shares the guest's encoder", func(t *testing.T) {
-		var before []streamStat
-		apiGet(t, base, tok, "/api/streams", &before)
 		tab := chromiumTab(t, ctx)
 		if err := chromedp.Do(tab, chromedp.Navigate(base+"/?token="+tok)); err != nil {
 			t.Fatal(err)
 		}
 		pageWait(t, tab, "three live tiles in the second tab", fmt.Sprintf(allLive, 3), time.Minute)
-		var st []streamStat
-		apiGet(t, base, tok, "/api/streams", &st)
+		var all []streamStat
+		apiGet(t, base, tok, "/api/streams", &all)
+		st := thumbs(all)
 		time.Sleep(3 * time.Second)
-		var st2 []streamStat
-		apiGet(t, base, tok, "/api/streams", &st2)
+		apiGet(t, base, tok, "/api/streams", &all)
+		st2 := thumbs(all)
 		for i, s := range st2 {
-			t.Logf("%s: %d viewers, encoder %.1f fps, %.0f kbit/s, %.1f ms/frame", s.Name, s.Viewers, s.FPS, s.Bitrate/1000, s.EncodeMs)
+			t.Logf("%s: %d thumb viewers, encoder %.1f fps, %.0f kbit/s, %.1f ms/frame", s.Name, s.Viewers, s.FPS, s.Bitrate/1000, s.EncodeMs)
 			if s.Viewers != 2 {
-				t.Errorf("%s has %d viewers, want 2", s.Name, s.Viewers)
+				t.Errorf("%s has %d thumb viewers, want 2", s.Name, s.Viewers)
 			}
-			// One encoder per guest: frames leave it at the configured rate
-			// (30/s), not once per viewer.
-			out := float64(s.FramesOut-st[i].FramesOut) / 3
-			if out > 40 {
-				t.Errorf("%s encoded %.1f frames/s with two viewers: a second encoder?", s.Name, out)
-			}
-		}
-		tabFPS := pageEval[[]tileFPS](t, tab, decodedFPS+"(3000)")
-		for _, f := range tabFPS {
-			if f.FPS < 10 {
-				t.Errorf("second viewer of %s decodes %.1f fps", f.Name, f.FPS)
+			// One encoder per guest and variant: a still screen's frames
+			// leave it once or twice a second, not once per viewer.
+			if out := float64(s.FramesOut-st[i].FramesOut) / 3; out > 5 {
+				t.Errorf("%s encoded %.1f frames/s of a still screen with two viewers", s.Name, out)
 			}
 		}
 		chromedp.Cancel(tab)
@@ -186,6 +211,11 @@ func TestDashboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	pageWait(t, ctx, "tile 1 focused", `loco.focused && loco.focused.index === 1 && !loco.focused.video.muted`, 10*time.Second)
+	t.Run("the focused tile switches to the full-size stream", func(t *testing.T) {
+		pageWait(t, ctx, "tile 1 shows the full variant", `loco.focused.shown === 'full' && loco.focused.video.videoWidth === 800`, 30*time.Second)
+		ms := pageEval[float64](t, ctx, `loco.focused.shownAt - loco.focused.focusedAt`)
+		t.Logf("click to the full-size stream in the tile: %.0f ms", ms)
+	})
 
 	t.Run("keys go to the focused guest and no other", func(t *testing.T) {
 		if !withInput {
@@ -206,6 +236,37 @@ func TestDashboard(t *testing.T) {
 		for _, i := range []int{0, 2} {
 			if n := e.inputLines("dash", i); n != before[i] {
 				t.Errorf("guest %d got %d input events meant for guest 1:\n%s", i, n-before[i], e.serialTail("dash", i, n-before[i]))
+			}
+		}
+	})
+
+	t.Run("a moving screen: full rate in the focused tile, thumbnail rate in the grid", func(t *testing.T) {
+		if !withInput {
+			t.Skip("needs the input plugin to press F10 in the guest")
+		}
+		pageKey(t, ctx, "F10", "F10", 121) // the test guest redraws its console 25 times a second
+		defer pageKey(t, ctx, "F10", "F10", 121)
+		time.Sleep(time.Second)
+		focused := pageEval[[]tileFPS](t, ctx, decodedFPS+"(3000)")
+		if f := focused[1]; f.FPS < 12 {
+			t.Errorf("the focused moving guest decodes %.1f fps at full size, want most of the 25 it draws", f.FPS)
+		} else {
+			t.Logf("focused moving guest: %.1f fps at full size", f.FPS)
+		}
+		tab := chromiumTab(t, ctx)
+		defer chromedp.Cancel(tab)
+		if err := chromedp.Do(tab, chromedp.Navigate(base+"/?token="+tok)); err != nil {
+			t.Fatal(err)
+		}
+		pageWait(t, tab, "three live tiles in the second tab", fmt.Sprintf(allLive, 3), time.Minute)
+		grid := pageEval[[]tileFPS](t, tab, decodedFPS+"(3000)")
+		for i, f := range grid {
+			t.Logf("grid tile %s: %.1f fps", f.Name, f.FPS)
+			if i == 1 && (f.FPS < 4 || f.FPS > 12) {
+				t.Errorf("the moving guest's thumbnail decodes %.1f fps, want up to 10", f.FPS)
+			}
+			if i != 1 && f.FPS > 5 {
+				t.Errorf("still guest %s's thumbnail decodes %.1f fps", f.Name, f.FPS)
 			}
 		}
 	})
@@ -254,7 +315,7 @@ func TestDashboard(t *testing.T) {
 		}
 		fps := pageEval[[]tileFPS](t, ctx, decodedFPS+"(2000)")
 		for _, f := range fps {
-			if f.FPS < 10 {
+			if f.FPS < 0.4 {
 				t.Errorf("%s decodes %.1f fps after the reconnect", f.Name, f.FPS)
 			}
 		}

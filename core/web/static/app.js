@@ -74,21 +74,52 @@ class Tile {
     this.stats = {};
     this.server = null;
     this.level = 0;
-    this.stream = new WhepStream(`/api/instances/${inst.index}/whep`, token, {
-      stream: (s) => {
-        if (this.video.srcObject !== s) {
-          this.video.srcObject = s;
-          this.applySink();
-          this.video.play().catch(() => {});
-          if (loco.focused === this) this.startMeter();
-        }
-      },
-      state: (t) => { this.streamState = t; this.status.textContent = t; this.el.classList.toggle('live', t === 'live'); },
-      stats: (st) => { this.stats = st; this.render(); },
-    });
-    this.stream.start();
+    // Every tile plays the thumb variant (at most 400x300, 10 fps, only on
+    // change); the focused one plays full. The full stream starts at the
+    // click and replaces the thumb in the same <video> once it is live, so
+    // pointer lock and the sound meter stay on one element.
+    this.shown = null;
+    this.thumb = this.open('thumb');
+    this.full = null;
     this.update(inst);
   }
+
+  // stream is the stream the tile shows (or will show first).
+  get stream() { return (this.shown === 'full' && this.full) || this.thumb || this.full; }
+
+  open(variant) {
+    const ws = new WhepStream(`/api/instances/${this.index}/whep?variant=${variant}`, token, {
+      stream: (s) => { ws.media = s; if (!this.shown || this.shown === variant) this.show(variant); },
+      state: (t) => {
+        if (t === 'live' && this.shown !== variant && ws.media && (variant === 'full') === (loco.focused === this)) this.show(variant);
+        if (this.shown === variant || !this.shown) this.setState(t);
+      },
+      stats: (st) => { if (this.shown === variant) { this.stats = st; this.render(); } },
+    });
+    ws.start();
+    return ws;
+  }
+
+  // show puts a variant's stream in the tile and stops the other one,
+  // whose encoder lingers in the plugin for a quick switch back.
+  show(variant) {
+    const ws = variant === 'full' ? this.full : this.thumb;
+    if (!ws || !ws.media) return;
+    this.shown = variant;
+    this.el.dataset.variant = variant;
+    if (this.video.srcObject !== ws.media) {
+      this.video.srcObject = ws.media;
+      this.applySink();
+      this.video.play().catch(() => {});
+      if (loco.focused === this) { this.stopMeter(); this.startMeter(); }
+    }
+    this.shownAt = performance.now();
+    if (ws.sawFrames) this.setState('live');
+    const other = variant === 'full' ? 'thumb' : 'full';
+    if (this[other]) { this[other].stop(); this[other] = null; }
+  }
+
+  setState(t) { this.streamState = t; this.status.textContent = t; this.el.classList.toggle('live', t === 'live'); }
 
   update(inst) {
     this.inst = inst;
@@ -110,6 +141,8 @@ class Tile {
 
   focus() {
     this.el.classList.add('focused');
+    this.focusedAt = performance.now();
+    if (!this.full) this.full = this.open('full');
     this.video.muted = false;
     this.video.play().catch(() => {});
     this.lockBtn.hidden = false;
@@ -122,6 +155,7 @@ class Tile {
 
   blur() {
     this.el.classList.remove('focused');
+    if (!this.thumb) this.thumb = this.open('thumb');
     this.video.muted = true;
     this.lockBtn.hidden = true;
     if (this.uncapture) this.uncapture();
@@ -162,7 +196,7 @@ class Tile {
 
   remove() {
     this.blur();
-    this.stream.stop();
+    for (const ws of [this.thumb, this.full]) if (ws) ws.stop();
     this.el.remove();
   }
 }
@@ -224,10 +258,12 @@ async function pollStreams() {
     if (!resp.ok) return;
     for (const st of await resp.json()) {
       const t = loco.tiles.get(st.index);
-      if (t) {
+      // The tooltip describes the encoder of the variant the tile shows.
+      if (t && st.variant === (t.shown || 'thumb')) {
         t.server = st;
-        t.el.title = `encoder: ${st.fps.toFixed(0)} fps, ${(st.bitrate_bps / 1000).toFixed(0)} kbit/s, ` +
-          `${st.encode_ms.toFixed(1)} ms/frame, ${st.viewers} viewer(s), ${st.key_frames} key frames`;
+        t.el.title = `${st.variant} encoder: ${st.width}×${st.height}, ${st.fps.toFixed(0)} fps, ` +
+          `${(st.bitrate_bps / 1000).toFixed(0)} kbit/s, ${st.encode_ms.toFixed(1)} ms/frame, ` +
+          `${st.viewers} viewer(s), ${st.key_frames} key frames, ${st.repeats} repeats`;
       }
     }
   } catch (_) { /* the tiles say when streams are down */ }

@@ -2,10 +2,10 @@
 // with backoff whenever the stream fails, stalls or cannot be set up, for
 // as long as it is not stopped.
 
-// The stream plugin repeats the screen at a steady rate even when nothing
-// changes, so a stream that decodes no frame for this long is dead (the
-// plugin was restarted, the guest's display went away).
-const STALL_MS = 2500;
+// The stream plugin sends a still screen again once a second, so a stream
+// that decodes no frame for this long is dead (the plugin was restarted,
+// the guest's display went away).
+const STALL_MS = 3500;
 // Setting a stream up includes connecting to the guest's display and
 // starting its encoder; allow for a busy host.
 const FIRST_FRAME_MS = 8000;
@@ -41,6 +41,7 @@ export class WhepStream {
   stop() {
     this.stopped = true;
     clearInterval(this.watch);
+    clearInterval(this.fast);
     clearTimeout(this.timer);
     this.teardown();
   }
@@ -55,6 +56,10 @@ export class WhepStream {
     this.sawFrames = false;
     this.lastFrames = 0;
     this.connectedAt = performance.now();
+    // Until the first frame is decoded, look ten times a second: a focus
+    // switch shows the full stream as soon as it has a picture.
+    clearInterval(this.fast);
+    this.fast = setInterval(() => this.check(), 100);
     this.lastProgress = performance.now();
     pc.addTransceiver('video', { direction: 'recvonly' });
     pc.addTransceiver('audio', { direction: 'recvonly' });
@@ -157,6 +162,7 @@ export class WhepStream {
       this.lastProgress = now;
       if (!this.sawFrames) {
         this.sawFrames = true;
+        clearInterval(this.fast);
         this.failures = 0;
         this.on.state('live');
       }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func rawEvent(typ, code uint16, value int32) []byte {
@@ -277,5 +278,72 @@ func TestKeyPressesReachTheStreamAids(t *testing.T) {
 	}
 	if n := len(out.l); n != 5 {
 		t.Errorf("echoed %d lines, want all 5 events: %q", n, out.l)
+	}
+}
+
+func TestStatusLine(t *testing.T) {
+	at := time.Date(2026, 12, 1, 21, 45, 3, 0, time.UTC)
+	cases := []struct {
+		peers  []string
+		cols   int
+		prefix string
+	}{
+		{nil, 60, " demo-0  10.87.0.10  peers: none yet  "},
+		{[]string{"demo-1", "demo-2"}, 60, " demo-0  10.87.0.10  peers: demo-1 demo-2  "},
+		{[]string{"a-very-long-peer-name", "another-long-one"}, 40, " demo-0  10.87.0.10  peers: a-"},
+	}
+	for _, c := range cases {
+		got := statusLine("demo-0", "10.87.0.10", c.peers, at, c.cols)
+		if len(got) != c.cols || !strings.HasPrefix(got, c.prefix) || !strings.HasSuffix(got, " 21:45:03 ") {
+			t.Errorf("statusLine(%v, %d) = %q (%d columns)", c.peers, c.cols, got, len(got))
+		}
+	}
+}
+
+func TestPeerBookForgetsAndSkipsSelf(t *testing.T) {
+	b := &peerBook{heard: map[string]time.Time{}}
+	now := time.Now()
+	b.add("demo-1 10.87.0.11", now)
+	b.add("demo-0 10.87.0.10", now)
+	b.add("demo-2 10.87.0.12", now.Add(-2*peerTTL))
+	if got := b.names("demo-0", now); len(got) != 1 || got[0] != "demo-1" {
+		t.Errorf("peers %v, want [demo-1]", got)
+	}
+}
+
+func TestBigText(t *testing.T) {
+	rows := bigText("a-1", 100)
+	want := [7]string{
+		// a         -          1
+		".###.", "#...#", "#...#", "#####", "#...#", "#...#", "#...#",
+	}
+	for y, r := range rows {
+		if len(r) != 3*12 {
+			t.Fatalf("row %d is %d cells, want 36", y, len(r))
+		}
+		var got strings.Builder
+		for x := 0; x < 10; x += 2 {
+			if r[x] == 0 {
+				got.WriteByte('#')
+			} else {
+				got.WriteByte('.')
+			}
+		}
+		if got.String() != want[y] {
+			t.Errorf("row %d of a: %q, want %q", y, got.String(), want[y])
+		}
+	}
+	if cut := bigText("demo-0", 20); len(cut[0]) != 20 {
+		t.Errorf("a row cut at 20 columns has %d", len(cut[0]))
+	}
+	if s := cellsToANSI("\x00\x00  "); s != "\x1b[7m  \x1b[0m  " {
+		t.Errorf("cellsToANSI = %q", s)
+	}
+	for r := range bigFont {
+		for y, row := range bigFont[r] {
+			if len(row) != 5 {
+				t.Errorf("glyph %q row %d is %d wide", r, y, len(row))
+			}
+		}
 	}
 }

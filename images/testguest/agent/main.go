@@ -33,6 +33,13 @@ func main() {
 	// ms of guest CPU under TCG per key event, and the markers erased).
 	go watchInputs("/dev/input", time.Second, openConsoles(consolePaths[:1]))
 
+	if statusEnabled() {
+		if tty, err := os.OpenFile("/dev/tty0", os.O_WRONLY|noctty, 0); err == nil {
+			startStatus(tty, defaultEnv())
+		} else {
+			out.Printf("LOCO-ERROR status line: open /dev/tty0: %v", err)
+		}
+	}
 	a := newAgent(defaultEnv())
 	serveControl(controlPath, a, out)
 }
