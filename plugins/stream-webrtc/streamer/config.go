@@ -30,8 +30,9 @@ func schema() sdk.Schema {
 		Attributes: []sdk.Attribute{
 			sdk.Optional("codec", cty.String, cty.StringVal(defaultCodec), `video codec: "h264" (x264, constrained baseline) or "vp8"`),
 			sdk.Optional("framerate", cty.Number, cty.NumberIntVal(defaultFramerate),
-				"frames per second sent to viewers (1-60); a static screen is repeated at this rate"),
-			sdk.Optional("bitrate_kbps", cty.Number, cty.NumberIntVal(defaultBitrate), "video bitrate cap per guest in kbit/s (100-50000)"),
+				"most frames per second of the full-size stream (1-60; thumbnails at most 10); frames are sent only when the screen changes, and a still screen once a second"),
+			sdk.Optional("bitrate_kbps", cty.Number, cty.NumberIntVal(defaultBitrate),
+				"video bitrate cap of the full-size stream in kbit/s (100-50000); thumbnails get an eighth, at least 150"),
 			sdk.Optional("audio", cty.Bool, cty.True,
 				"stream the guest's sound card (spec guest audio = sb16|ac97|hda) as Opus; adds QEMU's audiodev snd0"),
 			sdk.Optional("public_ip", cty.String, cty.StringVal(""),
