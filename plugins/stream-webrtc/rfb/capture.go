@@ -127,10 +127,20 @@ func (c *Capture) Next() (Update, error) {
 				return Update{}, fmt.Errorf("the display sent rectangle %+v outside its %v framebuffer", r, c.size)
 			}
 			stride := c.size.W * 4
-			for y := r.Y; y < r.Y+r.H; y++ {
-				off := y*stride + r.X*4
-				if _, err := io.ReadFull(c.r, c.fb[off:off+r.W*4]); err != nil {
+			if r.X == 0 && r.W == c.size.W {
+				// Whole rows are contiguous in the framebuffer: one read,
+				// which bufio hands straight to the socket once its own
+				// buffer is drained (no second copy).
+				off := r.Y * stride
+				if _, err := io.ReadFull(c.r, c.fb[off:off+r.H*stride]); err != nil {
 					return Update{}, fmt.Errorf("reading pixels: %w", err)
+				}
+			} else {
+				for y := r.Y; y < r.Y+r.H; y++ {
+					off := y*stride + r.X*4
+					if _, err := io.ReadFull(c.r, c.fb[off:off+r.W*4]); err != nil {
+						return Update{}, fmt.Errorf("reading pixels: %w", err)
+					}
 				}
 			}
 			u.Damage = u.Damage.Union(r)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -84,7 +85,8 @@ func runDensity(b *testing.B, bin string, guests, thumbs int, moving bool, d tim
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer cmd.Wait()
+	// Cancel first: it kills the plugin, which Wait then reaps.
+	defer func() { cancel(); cmd.Wait() }()
 	addr, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		b.Fatalf("the plugin printed no address: %v", err)
@@ -137,10 +139,18 @@ func runDensity(b *testing.B, bin string, guests, thumbs int, moving bool, d tim
 			go con.Animate(ctx, 25, false)
 		}
 	}
-	time.Sleep(2 * time.Second) // encoders warm, the first key frames out
-	cpu0, t0 := procCPU(b, cmd.Process.Pid), time.Now()
+	// Encoders warm and the first key frames out. A still screen gets 15 s:
+	// after a change x264 keeps refining the picture on every repeat
+	// (constant quality: each repeat codes what the last one lost) for
+	// about ten repeats, and the steady state is what a still tile costs.
+	warm := 2 * time.Second
+	if !moving {
+		warm = 15 * time.Second
+	}
+	time.Sleep(warm)
+	cpu0, th0, t0 := procCPU(b, cmd.Process.Pid), threadCPU(cmd.Process.Pid), time.Now()
 	time.Sleep(d)
-	cpu1, el := procCPU(b, cmd.Process.Pid), time.Since(t0)
+	cpu1, th1, el := procCPU(b, cmd.Process.Pid), threadCPU(cmd.Process.Pid), time.Since(t0)
 	res := densityResult{cpu: 100 * (cpu1 - cpu0).Seconds() / el.Seconds()}
 	rate := func(vs []*viewerClient) (fps, kbps float64) {
 		for _, v := range vs {
@@ -165,7 +175,38 @@ func runDensity(b *testing.B, bin string, guests, thumbs int, moving bool, d tim
 	res.thumbFPS, res.thumbKbps = rate(thumb)
 	b.Logf("%d guests (%d thumb), moving=%v: plugin %.1f%% of a core; full %.1f fps %.0f kbit/s; thumb %.1f fps %.0f kbit/s",
 		guests, thumbs, moving, res.cpu, res.fullFPS, res.fullKbps, res.thumbFPS, res.thumbKbps)
+	// Where it goes: GStreamer names each encoder's streaming thread after
+	// its appsrc ("in:src": the encoder's work), the Go runtime's threads
+	// carry the binary's name (capture, conversion, pion).
+	var parts []string
+	for name, t := range th1 {
+		if d := t - th0[name]; d > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.1f%%", name, 100*d.Seconds()/el.Seconds()))
+		}
+	}
+	sort.Strings(parts)
+	b.Logf("  by thread name: %s", strings.Join(parts, ", "))
 	return res
+}
+
+// threadCPU sums the CPU time of a process's threads by thread name.
+func threadCPU(pid int) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		raw, err := os.ReadFile(filepath.Join(dir, e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(raw)
+		i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		f := strings.Fields(s[j+2:])
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		out[s[i+1:j]] += time.Duration(u+st) * time.Second / 100
+	}
+	return out
 }
 
 // procCPU is a process's user+system CPU time so far.

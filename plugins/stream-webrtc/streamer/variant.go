@@ -281,14 +281,18 @@ func (v *variant) closeEncoder(e *encoder) {
 	v.g.mu.Unlock()
 }
 
+// watchBus reads the encoder's bus twice a second without waiting in C
+// (see gst.Pipeline.notify for why not).
 func (v *variant) watchBus(e *encoder) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
 	for {
 		select {
 		case <-e.done:
 			return
-		default:
+		case <-t.C:
 		}
-		switch kind, msg := e.pl.Bus(200 * time.Millisecond); kind {
+		switch kind, msg := e.pl.Bus(0); kind {
 		case gst.BusError:
 			logger.Error("encoder failed", "guest", v.g.in.Name, "variant", v.name, "err", msg)
 			return
