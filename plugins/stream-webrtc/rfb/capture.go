@@ -10,14 +10,18 @@ import (
 )
 
 // Capture is a connection that receives the guest's pixels into a
-// framebuffer. It always has one update request outstanding, so QEMU sends
-// a change on its next look at the screen (every 30 ms while anything
-// watches) and nothing at all while the screen is still.
+// framebuffer. QEMU sends an update only for an outstanding request, and
+// then only once something changed: with a request always outstanding a
+// change comes on QEMU's next look at the screen (every 30 ms while
+// anything watches), and nothing at all while the screen is still. A
+// caller that wants fewer frames asks later (Request); QEMU gathers the
+// changes meanwhile into the next update.
 type Capture struct {
 	conn net.Conn
 	r    *bufio.Reader
-	size Size
-	fb   []byte // BGRx, 4*size.W bytes a row
+	size    Size
+	fb      []byte // BGRx, 4*size.W bytes a row
+	resized bool   // the last update was a resize: ask for the whole screen
 }
 
 // Update is what one FramebufferUpdate changed.
@@ -89,8 +93,11 @@ func (c *Capture) request(incremental bool) error {
 	return nil
 }
 
-// Next waits for the next FramebufferUpdate, applies it to the framebuffer
-// and asks for the one after.
+// Request asks for the next update. Call it once after each Next.
+func (c *Capture) Request() error { return c.request(!c.resized) }
+
+// Next waits for the next FramebufferUpdate and applies it to the
+// framebuffer. The update after it must be asked for with Request.
 func (c *Capture) Next() (Update, error) {
 	for {
 		t, err := c.r.ReadByte()
@@ -150,5 +157,6 @@ func (c *Capture) Next() (Update, error) {
 		}
 	}
 	// After a resize the next request is a full one: the old picture is gone.
-	return u, c.request(!u.Resized)
+	c.resized = u.Resized
+	return u, nil
 }

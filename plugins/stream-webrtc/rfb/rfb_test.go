@@ -35,7 +35,13 @@ func next(t *testing.T, c *rfb.Capture) rfb.Update {
 		err error
 	}
 	ch := make(chan res, 1)
-	go func() { u, err := c.Next(); ch <- res{u, err} }()
+	go func() {
+		u, err := c.Next()
+		if err == nil {
+			err = c.Request()
+		}
+		ch <- res{u, err}
+	}()
 	select {
 	case r := <-ch:
 		if r.err != nil {

@@ -150,9 +150,25 @@ func (g *guest) captureOnce(ctx context.Context, connected func()) error {
 	}
 	defer c.Close()
 	connected()
+	var asked time.Time
 	for {
 		u, err := c.Next()
 		if err != nil {
+			return err
+		}
+		// A guest watched only as a thumbnail needs no more updates than
+		// the thumbnail's frame rate: asking later lets QEMU merge the
+		// changes (less to copy here, less for QEMU to send). With a full
+		// viewer, the next request goes out at once: latency.
+		if gap := g.captureGap(); gap > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Until(asked.Add(gap))):
+			}
+		}
+		asked = time.Now()
+		if err := c.Request(); err != nil {
 			return err
 		}
 		s := c.Size()
@@ -183,6 +199,17 @@ func (g *guest) captureOnce(ctx context.Context, connected func()) error {
 		g.full.poke()
 		g.thumb.poke()
 	}
+}
+
+// captureGap is the least time between two update requests: none while
+// the full variant runs, a thumbnail frame interval otherwise.
+func (g *guest) captureGap() time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.full.running {
+		return 0
+	}
+	return time.Second / time.Duration(g.thumb.fps)
 }
 
 func (g *guest) stats() []sdk.StreamStats {
