@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/locolan/loco/core/qemu"
 	"github.com/locolan/loco/sdk"
+	"github.com/locolan/loco/sdk/qmp"
 )
 
 // screendumpPrefix names the files QEMU writes screenshots into, in the
@@ -42,7 +42,7 @@ type guest struct {
 	// conn guards c. It is held for one QMP command at a time, so a
 	// screenshot can slip in between the events of a long batch.
 	conn   sync.Mutex
-	c      *qemu.Client
+	c      *qmp.Client
 	closed bool
 
 	shots atomic.Uint64
@@ -81,7 +81,7 @@ func (g *guest) run(ctx context.Context, command string, args, out any) error {
 		cctx, cancel := context.WithTimeout(ctx, g.timeout)
 		err := g.c.Run(cctx, command, args, out)
 		cancel()
-		var qe *qemu.QMPError
+		var qe *qmp.Error
 		if err == nil || errors.As(err, &qe) {
 			return g.qmpError(err)
 		}
@@ -103,10 +103,10 @@ func (g *guest) run(ctx context.Context, command string, args, out any) error {
 	}
 }
 
-func (g *guest) dial(ctx context.Context) (*qemu.Client, error) {
+func (g *guest) dial(ctx context.Context) (*qmp.Client, error) {
 	dctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	c, err := qemu.Dial(dctx, g.in.InputQMPSocket)
+	c, err := qmp.Dial(dctx, g.in.InputQMPSocket)
 	switch {
 	case err == nil:
 		sdk.Logger().Debug("connected", "guest", g.in.Name, "socket", g.in.InputQMPSocket, "qemu", c.Version())
@@ -134,7 +134,7 @@ func hungUp(err error) bool {
 
 // qmpError gives QEMU's refusals the status a caller can act on.
 func (g *guest) qmpError(err error) error {
-	var qe *qemu.QMPError
+	var qe *qmp.Error
 	if !errors.As(err, &qe) {
 		return err
 	}

@@ -16,9 +16,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/locolan/loco/core/qemu"
 	"github.com/locolan/loco/internal/testenv"
 	"github.com/locolan/loco/sdk"
+	"github.com/locolan/loco/sdk/qmp"
 	"github.com/locolan/loco/sdk/sdktest"
 )
 
@@ -161,7 +161,7 @@ func (g *fakeGuest) qmp(command string) {
 	g.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := qemu.Dial(ctx, g.coreQMP)
+	c, err := qmp.Dial(ctx, g.coreQMP)
 	if err != nil {
 		g.t.Fatal(err)
 	}
