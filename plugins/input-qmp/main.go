@@ -17,8 +17,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/locolan/loco/core/input"
 	"github.com/locolan/loco/sdk"
+	"github.com/locolan/loco/sdk/input"
 )
 
 // Defaults of the plugin block. The event interval is what the test guest
