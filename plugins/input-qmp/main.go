@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/locolan/loco/sdk"
 	"github.com/locolan/loco/sdk/input"
@@ -109,11 +107,11 @@ func (p *qmpInput) guest(instance uint32) (*guest, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.guests == nil {
-		return nil, status.Error(codes.FailedPrecondition, "the input plugin is not configured yet")
+		return nil, fmt.Errorf("the input plugin is not configured yet: %w", sdk.ErrNotReady)
 	}
 	g, ok := p.guests[instance]
 	if !ok {
-		return nil, status.Errorf(codes.NotFound, "no instance %d: the cluster has %d", instance, len(p.guests))
+		return nil, fmt.Errorf("instance %d: %w; the cluster has %d", instance, sdk.ErrNoInstance, len(p.guests))
 	}
 	return g, nil
 }
@@ -126,7 +124,7 @@ func (p *qmpInput) Send(ctx context.Context, instance uint32, events []sdk.Input
 	cmds := make([][]qmpEvent, 0, len(events))
 	for i, e := range events {
 		if err := input.Validate(e); err != nil {
-			return status.Errorf(codes.InvalidArgument, "event %d: %v", i, err)
+			return fmt.Errorf("event %d: %w: %w", i, err, sdk.ErrInvalid)
 		}
 		cmds = append(cmds, toQMP(e)...)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"image/png"
 	"net"
 	"os"
@@ -12,9 +13,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/locolan/loco/internal/testenv"
 	"github.com/locolan/loco/sdk"
@@ -178,10 +176,11 @@ var (
 	absMove = []sdk.InputEvent{{Abs: &sdk.AbsEvent{X: 16384, Y: 16384}}}
 )
 
-func wantCode(t *testing.T, err error, code codes.Code, msg string) {
+// wantErr checks the sentinel an error carries across gRPC, and its words.
+func wantErr(t *testing.T, err error, kind error, msg string) {
 	t.Helper()
-	if status.Code(err) != code || !strings.Contains(err.Error(), msg) {
-		t.Fatalf("err = %v; want %s with %q", err, code, msg)
+	if !errors.Is(err, kind) || !strings.Contains(err.Error(), msg) {
+		t.Fatalf("err = %v; want %q with %q", err, kind, msg)
 	}
 }
 
@@ -206,7 +205,7 @@ timeout = "2s"`)
 	ctx := context.Background()
 
 	t.Run("no QEMU yet", func(t *testing.T) {
-		wantCode(t, c.Send(ctx, 0, keyA), codes.FailedPrecondition, "t-0 is not running")
+		wantErr(t, c.Send(ctx, 0, keyA), sdk.ErrGuestNotRunning, "t-0 is not running")
 	})
 	t.Run("QEMU hangs up as it dies", func(t *testing.T) {
 		// A QEMU being killed can accept a connection and drop it.
@@ -224,19 +223,19 @@ timeout = "2s"`)
 				c.Close()
 			}
 		}()
-		wantCode(t, c.Send(ctx, 0, keyA), codes.FailedPrecondition, "t-0 is not running: QEMU hung up")
+		wantErr(t, c.Send(ctx, 0, keyA), sdk.ErrGuestNotRunning, "t-0 is not running: QEMU hung up")
 	})
 	t.Run("unknown instance", func(t *testing.T) {
-		wantCode(t, c.Send(ctx, 7, keyA), codes.NotFound, "no instance 7")
+		wantErr(t, c.Send(ctx, 7, keyA), sdk.ErrNoInstance, "instance 7: no such instance")
 	})
 	t.Run("invalid events are refused before any is sent", func(t *testing.T) {
 		bad := append(append([]sdk.InputEvent{}, keyA...), sdk.InputEvent{Key: &sdk.KeyEvent{QCode: "enter"}})
-		wantCode(t, c.Send(ctx, 0, bad), codes.InvalidArgument, `event 2: key "enter": the qcode is "ret"`)
+		wantErr(t, c.Send(ctx, 0, bad), sdk.ErrInvalid, `event 2: key "enter": the qcode is "ret"`)
 	})
 
 	g := startFakeGuest(t, dir, true)
 	t.Run("paused VM", func(t *testing.T) {
-		wantCode(t, c.Send(ctx, 0, keyA), codes.FailedPrecondition, "paused or stopped")
+		wantErr(t, c.Send(ctx, 0, keyA), sdk.ErrGuestNotRunning, "paused or stopped")
 	})
 	g.qmp("cont")
 	t.Run("keys, motion, buttons, wheel", func(t *testing.T) {
@@ -245,7 +244,7 @@ timeout = "2s"`)
 		}
 	})
 	t.Run("absolute pointer without a tablet", func(t *testing.T) {
-		wantCode(t, c.Send(ctx, 0, absMove), codes.FailedPrecondition, `no absolute pointer device: give it pointer = "tablet"`)
+		wantErr(t, c.Send(ctx, 0, absMove), sdk.ErrGuestNotRunning, `no absolute pointer device: give it pointer = "tablet"`)
 	})
 	t.Run("events are paced", func(t *testing.T) {
 		// 10 events at 20 ms: the interval is a floor the plugin keeps,
@@ -284,7 +283,7 @@ timeout = "2s"`)
 
 	g.kill()
 	t.Run("QEMU gone", func(t *testing.T) {
-		wantCode(t, c.Send(ctx, 0, keyA), codes.FailedPrecondition, "not running")
+		wantErr(t, c.Send(ctx, 0, keyA), sdk.ErrGuestNotRunning, "not running")
 	})
 	g = startFakeGuest(t, dir, false, "-usb", "-device", "usb-tablet")
 	t.Run("restarted QEMU is reconnected", func(t *testing.T) {
@@ -318,7 +317,7 @@ timeout = "2s"`)
 		}
 		defer hold.Close()
 		hold.Read(make([]byte, 512)) // the greeting is ours: QEMU is now busy with us
-		wantCode(t, c.Send(ctx, 0, keyA), codes.Unavailable, "another client may hold it")
+		wantErr(t, c.Send(ctx, 0, keyA), sdk.ErrNotReady, "another client may hold it")
 		hold.Close()
 		var err2 error
 		for range 50 {
