@@ -1,4 +1,4 @@
-package main
+package qmpinput
 
 import (
 	"bytes"
@@ -36,7 +36,7 @@ func TestConfigure(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := sdktest.Start(t, &qmpInput{})
+			c := sdktest.Start(t, &Plugin{})
 			problems, diags := sdktest.Configure(t, c, tc.src, cluster)
 			if diags.HasErrors() {
 				t.Fatal(diags)
@@ -51,7 +51,7 @@ func TestConfigure(t *testing.T) {
 		})
 	}
 	t.Run("unknown attribute", func(t *testing.T) {
-		c := sdktest.Start(t, &qmpInput{})
+		c := sdktest.Start(t, &Plugin{})
 		if _, diags := sdktest.Configure(t, c, `speed = 3`, cluster); !diags.HasErrors() {
 			t.Error("an unknown attribute was accepted")
 		}
@@ -193,7 +193,7 @@ func TestAgainstQEMU(t *testing.T) {
 	os.Mkdir(state, 0o700)
 	cluster := sdk.Cluster{Name: "t", StateDir: dir, Instances: []sdk.Instance{
 		{Index: 0, Name: "t-0", InputQMPSocket: filepath.Join(dir, "input.sock"), StateDir: state}}}
-	c := sdktest.Start(t, &qmpInput{})
+	c := sdktest.Start(t, &Plugin{})
 	configure := func(src string) {
 		t.Helper()
 		if problems, diags := sdktest.Configure(t, c, src, cluster); len(problems) > 0 || diags.HasErrors() {
