@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// module is this repository's module path.
+const module = "github.com/locolan/loco"
+
+// forbiddenImports are packages a plugin must not import directly: a
+// plugin reports the kind of an error by wrapping one of the sdk's
+// sentinels, and the sdk turns it into a gRPC status.
+var forbiddenImports = []string{"google.golang.org/grpc/status", "google.golang.org/grpc/codes"}
+
+// TestPluginsDependOnlyOnTheSDK guards the plugin contract: outside plugins
+// copy the in-tree ones and can import nothing of loco but sdk/, so no
+// non-test package under plugins/ may depend on another part of loco
+// (core/, internal/, cmd/), directly or through another package, nor speak
+// gRPC status codes itself. Every offender is listed.
+func TestPluginsDependOnlyOnTheSDK(t *testing.T) {
+	cmd := exec.Command("go", "list", "-json=ImportPath,Imports,Deps", "./plugins/...")
+	cmd.Dir = "../.."
+	out, err := cmd.Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Fatalf("go list ./plugins/...: %v\n%s", err, ee.Stderr)
+		}
+		t.Fatalf("go list ./plugins/...: %v", err)
+	}
+	type listed struct {
+		ImportPath    string
+		Imports, Deps []string
+	}
+	var pkgs []listed
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var p listed
+		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("decoding go list's output: %v", err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if len(pkgs) == 0 {
+		t.Fatal("go list found no packages under plugins/")
+	}
+	allowed := func(dep string) bool {
+		for _, root := range []string{module + "/sdk", module + "/plugins"} {
+			if dep == root || strings.HasPrefix(dep, root+"/") {
+				return true
+			}
+		}
+		return !strings.HasPrefix(dep, module+"/")
+	}
+	for _, p := range pkgs {
+		// Deps is the transitive closure of the package's non-test imports.
+		for _, dep := range p.Deps {
+			if !allowed(dep) {
+				t.Errorf("%s depends on %s: plugins may use only %s/sdk/...", p.ImportPath, dep, module)
+			}
+		}
+		for _, imp := range forbiddenImports {
+			if slices.Contains(p.Imports, imp) {
+				t.Errorf("%s imports %s: wrap an sdk sentinel (sdk.ErrInvalid, sdk.ErrGuestNotRunning, ...) with %%w instead", p.ImportPath, imp)
+			}
+		}
+	}
+	t.Logf("checked %d packages under plugins/", len(pkgs))
+}
