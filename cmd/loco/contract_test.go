@@ -76,3 +76,58 @@ func TestPluginsDependOnlyOnTheSDK(t *testing.T) {
 	}
 	t.Logf("checked %d packages under plugins/", len(pkgs))
 }
+
+// TestSDKModuleVersionsMatchTheTree keeps the sdk module honest: every
+// module sdk/go.mod requires is the version the whole tree builds with, so
+// the tests here run the sdk with the dependencies an outside plugin gets
+// (and `make proto`'s protoc-gen-go, from the root's tool block, is the
+// protobuf runtime's own version); and the sdk requires nothing of loco.
+func TestSDKModuleVersionsMatchTheTree(t *testing.T) {
+	run := func(dir string, args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command("go", args...)
+		cmd.Dir = dir
+		out, err := cmd.Output()
+		if err != nil {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				t.Fatalf("go %s in %s: %v\n%s", strings.Join(args, " "), dir, err, ee.Stderr)
+			}
+			t.Fatalf("go %s in %s: %v", strings.Join(args, " "), dir, err)
+		}
+		return out
+	}
+	var sdkMod struct {
+		Module  struct{ Path string }
+		Require []struct{ Path, Version string }
+	}
+	if err := json.Unmarshal(run("../../sdk", "mod", "edit", "-json"), &sdkMod); err != nil {
+		t.Fatalf("decoding sdk/go.mod: %v", err)
+	}
+	if sdkMod.Module.Path != module+"/sdk" {
+		t.Fatalf("sdk/go.mod is module %q, want %s/sdk", sdkMod.Module.Path, module)
+	}
+	paths := []string{}
+	want := map[string]string{}
+	for _, r := range sdkMod.Require {
+		if r.Path == module || strings.HasPrefix(r.Path, module+"/") {
+			t.Errorf("sdk/go.mod requires %s: the sdk must not depend on the rest of loco", r.Path)
+			continue
+		}
+		paths = append(paths, r.Path)
+		want[r.Path] = r.Version
+	}
+	dec := json.NewDecoder(bytes.NewReader(run("../..", append([]string{"list", "-m", "-json"}, paths...)...)))
+	for {
+		var m struct{ Path, Version string }
+		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("decoding go list -m: %v", err)
+		}
+		if m.Version != want[m.Path] {
+			t.Errorf("%s: sdk/go.mod requires %s, the tree builds with %s: run `go get %s@%s` in sdk/ (or lower the root's)",
+				m.Path, want[m.Path], m.Version, m.Path, m.Version)
+		}
+	}
+}
