@@ -4,8 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -129,5 +135,63 @@ func TestSDKModuleVersionsMatchTheTree(t *testing.T) {
 			t.Errorf("%s: sdk/go.mod requires %s, the tree builds with %s: run `go get %s@%s` in sdk/ (or lower the root's)",
 				m.Path, want[m.Path], m.Version, m.Path, m.Version)
 		}
+	}
+}
+
+// TestEveryPluginChecksItsInterface: every plugin under plugins/ asserts at
+// compile time that it implements its kind's interface
+// (var _ sdk.Network = (*plugin)(nil)), so a changed or misspelt method is
+// a build error, not a plugin that silently answers UNIMPLEMENTED.
+func TestEveryPluginChecksItsInterface(t *testing.T) {
+	kinds := []string{"Network", "Stream", "Input"}
+	dirs, err := os.ReadDir("../../plugins")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, d := range dirs {
+		if !d.IsDir() {
+			continue
+		}
+		n++
+		var found []string
+		root := filepath.Join("../../plugins", d.Name())
+		err := filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return err
+			}
+			f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
+			if err != nil {
+				return err
+			}
+			for _, decl := range f.Decls {
+				g, ok := decl.(*ast.GenDecl)
+				if !ok || g.Tok != token.VAR {
+					continue
+				}
+				for _, spec := range g.Specs {
+					v := spec.(*ast.ValueSpec)
+					sel, ok := v.Type.(*ast.SelectorExpr)
+					if !ok || len(v.Names) != 1 || v.Names[0].Name != "_" || len(v.Values) != 1 {
+						continue
+					}
+					if x, ok := sel.X.(*ast.Ident); ok && x.Name == "sdk" && slices.Contains(kinds, sel.Sel.Name) {
+						found = append(found, "sdk."+sel.Sel.Name)
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("reading plugins/%s: %v", d.Name(), err)
+		}
+		if len(found) == 0 {
+			t.Errorf("plugins/%s has no compile-time interface check: add var _ sdk.<Kind> = (*plugin)(nil), and one for each optional interface", d.Name())
+		} else {
+			t.Logf("plugins/%s checks %s", d.Name(), strings.Join(found, ", "))
+		}
+	}
+	if n == 0 {
+		t.Fatal("no plugins found under plugins/")
 	}
 }
