@@ -23,7 +23,8 @@ type Plugin interface {
 type Network interface {
 	Plugin
 	// Attach returns the QEMU arguments for the instance's netdev, whose id
-	// must be "net0"; the core adds the NIC device with the guest's MAC.
+	// must be NetdevID ("net0"); the core adds the NIC device with the
+	// guest's MAC.
 	Attach(ctx context.Context, in Instance) ([]string, error)
 	Status(ctx context.Context) (LANStatus, error)
 }

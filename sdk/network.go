@@ -95,7 +95,8 @@ type CapturedFrame struct {
 	// Length is the frame's length before any snaplen cut.
 	Length uint32
 	// Ingress is the instance that sent it, unless FromHost: then the
-	// plugin's own station did.
+	// plugin's own side of the segment did (its station, or an uplink to
+	// beyond this cluster's guests).
 	Ingress  uint32
 	FromHost bool
 	// Dropped counts frames this capture lost before this one because its

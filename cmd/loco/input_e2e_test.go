@@ -23,8 +23,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/locolan/loco/core/cluster"
-	"github.com/locolan/loco/core/qemu"
 	"github.com/locolan/loco/internal/testenv"
+	"github.com/locolan/loco/sdk/qmp"
 )
 
 // inputCluster is a running cluster with the qmp input plugin, and its API.
@@ -306,7 +306,7 @@ func (c *inputCluster) vgaText(i int) string {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	q, err := qemu.Dial(ctx, filepath.Join(c.guestDir(c.name, i), "qmp.sock"))
+	q, err := qmp.Dial(ctx, filepath.Join(c.guestDir(c.name, i), "qmp.sock"))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func (c *inputCluster) coreQMP(i int, command string) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	q, err := qemu.Dial(ctx, filepath.Join(c.guestDir(c.name, i), "qmp.sock"))
+	q, err := qmp.Dial(ctx, filepath.Join(c.guestDir(c.name, i), "qmp.sock"))
 	if err != nil {
 		c.t.Fatal(err)
 	}

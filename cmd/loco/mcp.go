@@ -20,7 +20,7 @@ import (
 
 	"github.com/locolan/loco/core/api"
 	"github.com/locolan/loco/core/cluster"
-	"github.com/locolan/loco/core/input"
+	"github.com/locolan/loco/sdk/input"
 )
 
 func newMCPCmd(g *globals) *cobra.Command {

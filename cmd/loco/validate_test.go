@@ -50,7 +50,8 @@ func buildDocPlugin(t *testing.T) string {
 	if n := strings.Count(plugin, "\n"); n >= 100 {
 		t.Errorf("the minimal plugin is %d lines, the guide promises under 100", n)
 	}
-	// Inside the module, so the example builds against this checkout's sdk.
+	// A module of its own that requires only the sdk module, as an outside
+	// plugin is, pointed at this checkout's sdk.
 	src := filepath.Join(root, "build", "doccheck", "mcast")
 	os.RemoveAll(src)
 	if err := os.MkdirAll(src, 0o755); err != nil {
@@ -58,14 +59,18 @@ func buildDocPlugin(t *testing.T) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(src) })
 	os.WriteFile(filepath.Join(src, "main.go"), []byte(plugin), 0o644)
+	os.WriteFile(filepath.Join(src, "go.mod"), []byte("module example.com/mcast\n\ngo 1.26.0\n\n"+
+		"require github.com/locolan/loco/sdk v0.0.0-00010101000000-000000000000\n\n"+
+		"replace github.com/locolan/loco/sdk => "+filepath.Join(root, "sdk")+"\n"), 0o644)
 	os.WriteFile(filepath.Join(src, "main_test.go"), []byte("package main\n\nimport (\n\t\"testing\"\n\n\t\"github.com/locolan/loco/sdk\"\n\t\"github.com/locolan/loco/sdk/sdktest\"\n)\n\n"+test), 0o644)
 	bin := testenv.ShortTempDir(t)
 	for _, args := range [][]string{
-		{"test", "-count=1", "./build/doccheck/mcast"},
-		{"build", "-o", filepath.Join(bin, "loco-plugin-network-mcast"), "./build/doccheck/mcast"},
+		{"mod", "tidy"}, // adds cty, which the example imports itself
+		{"test", "-count=1", "."},
+		{"build", "-o", filepath.Join(bin, "loco-plugin-network-mcast"), "."},
 	} {
 		cmd := exec.Command("go", args...)
-		cmd.Dir = root
+		cmd.Dir = src
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("go %v: %v\n%s", args, err, out)
 		}

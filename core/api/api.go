@@ -155,7 +155,7 @@ func (s *Server) lanStatus(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	st, err := p.Client().LANStatus(ctx)
 	if err != nil {
-		writeError(w, http.StatusBadGateway, err.Error())
+		writePluginError(w, r, "network", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, st)

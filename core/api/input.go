@@ -18,9 +18,9 @@ import (
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
 
-	"github.com/locolan/loco/core/input"
 	"github.com/locolan/loco/core/supervise"
 	"github.com/locolan/loco/sdk"
+	"github.com/locolan/loco/sdk/input"
 )
 
 // Limits on one request. A batch is counted after chords and text are

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/locolan/loco/core/input"
 	"github.com/locolan/loco/sdk"
+	"github.com/locolan/loco/sdk/input"
 )
 
 func callAPI(t *testing.T, method, url, tok, body string) (int, string) {

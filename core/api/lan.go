@@ -3,7 +3,6 @@ package api
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -79,11 +78,8 @@ func (s *Server) lanCapture(w http.ResponseWriter, r *http.Request) {
 	}
 	stream, err := p.Client().Capture(ctx, req)
 	if err != nil {
-		code := http.StatusBadGateway
-		if errors.Is(err, sdk.ErrCaptureUnsupported) {
-			code = http.StatusNotImplemented
-		}
-		writeError(w, code, err.Error())
+		// sdk.ErrCaptureUnsupported wraps sdk.ErrUnsupported: 501.
+		writePluginError(w, r, "network", err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/vnd.tcpdump.pcap")

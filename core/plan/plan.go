@@ -125,7 +125,7 @@ func FactsIn(c *spec.Cluster, stateDir string) sdk.Cluster {
 	for i := 0; i < c.Instances; i++ {
 		dir, g := guestFiles(stateDir, i)
 		f.Instances = append(f.Instances, sdk.Instance{Index: uint32(i), Name: GuestName(c.Name, i),
-			MAC: qemu.MAC(c.Name, i).String(), InputQMPSocket: g.InputQMPSocket, VNC: g.VNC, StateDir: dir})
+			MAC: sdk.MAC(c.Name, i).String(), InputQMPSocket: g.InputQMPSocket, VNC: g.VNC, StateDir: dir})
 	}
 	return f
 }
@@ -156,7 +156,7 @@ func Build(c *spec.Cluster, in Inputs) (*Plan, error) {
 func buildGuest(c *spec.Cluster, in Inputs, i int) (Guest, error) {
 	hw := c.GuestFor(i)
 	dir, g := guestFiles(in.StateDir, i)
-	g.Index, g.Name, g.MAC = i, GuestName(c.Name, i), qemu.MAC(c.Name, i).String()
+	g.Index, g.Name, g.MAC = i, GuestName(c.Name, i), sdk.MAC(c.Name, i).String()
 	g.MemoryMiB, g.CPUs, g.Pointer = hw.MemoryMiB, hw.CPUs, hw.Pointer
 	for _, s := range []string{g.QMPSocket, g.InputQMPSocket, g.ConsoleSocket, strings.TrimPrefix(g.VNC, "unix:")} {
 		if len(s) > maxSocketPath {
@@ -171,7 +171,7 @@ func buildGuest(c *spec.Cluster, in Inputs, i int) (Guest, error) {
 		NetArgs: in.NetArgs[i], ExtraArgs: in.StreamArgs[i],
 	}
 	if len(m.NetArgs) > 0 {
-		m.MAC = qemu.MAC(c.Name, i)
+		m.MAC = sdk.MAC(c.Name, i)
 	}
 	if c.Image.Kernel != "" {
 		m.Kernel, m.Initrd = c.Image.Kernel, c.Image.Initrd

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/locolan/loco/sdk"
 )
 
 // DefaultBinary is the QEMU system emulator used when Machine.Binary is empty.
@@ -19,15 +21,6 @@ const (
 	AccelKVM = "kvm"
 	AccelTCG = "tcg"
 )
-
-// NetdevID is the netdev id a network plugin must give its backend in
-// Machine.NetArgs; the core attaches the guest NIC to it.
-const NetdevID = "net0"
-
-// AudiodevID is the audiodev id the sound card is wired to. An audio plugin
-// may define its own backend by passing "-audiodev DRIVER,id=snd0,..." in
-// Machine.ExtraArgs; the core then does not emit its silent "none" backend.
-const AudiodevID = "snd0"
 
 // maxUnixPath is the usable length of sockaddr_un.sun_path on Linux (108
 // bytes including the terminating NUL). QEMU's error for longer paths only
@@ -96,7 +89,7 @@ type Machine struct {
 	// NICModel is one of NICModels; "e1000" when empty.
 	NICModel string
 
-	// MAC is the guest NIC's address (see MAC); required with NetArgs.
+	// MAC is the guest NIC's address (see sdk.MAC); required with NetArgs.
 	MAC net.HardwareAddr
 
 	// VGA is "std" (default), "cirrus" or "none".
@@ -319,20 +312,20 @@ func (m Machine) Args() ([]string, error) {
 		args = append(args, "-nic", "none")
 	} else {
 		args = append(args, m.NetArgs...)
-		args = append(args, "-device", nicModel+",netdev="+NetdevID+",mac="+m.MAC.String())
+		args = append(args, "-device", nicModel+",netdev="+sdk.NetdevID+",mac="+m.MAC.String())
 	}
 
 	if audio != "none" {
-		if !definesID(m.ExtraArgs, "-audiodev", AudiodevID) {
-			args = append(args, "-audiodev", "none,id="+AudiodevID)
+		if !definesID(m.ExtraArgs, "-audiodev", sdk.AudiodevID) {
+			args = append(args, "-audiodev", "none,id="+sdk.AudiodevID)
 		}
 		switch audio {
 		case "sb16":
-			args = append(args, "-device", "sb16,audiodev="+AudiodevID)
+			args = append(args, "-device", "sb16,audiodev="+sdk.AudiodevID)
 		case "ac97":
-			args = append(args, "-device", "AC97,audiodev="+AudiodevID)
+			args = append(args, "-device", "AC97,audiodev="+sdk.AudiodevID)
 		case "hda":
-			args = append(args, "-device", "intel-hda", "-device", "hda-duplex,audiodev="+AudiodevID)
+			args = append(args, "-device", "intel-hda", "-device", "hda-duplex,audiodev="+sdk.AudiodevID)
 		}
 	}
 
@@ -416,16 +409,16 @@ func vncOption(v string) (string, error) {
 // checkNetArgs enforces the network plugin contract: a backend with id net0
 // and no frontend of its own bound to it.
 func checkNetArgs(args []string) error {
-	if !definesID(args, "-netdev", NetdevID) {
-		return fmt.Errorf("%q define no \"-netdev TYPE,id=%s,...\"", args, NetdevID)
+	if !definesID(args, "-netdev", sdk.NetdevID) {
+		return fmt.Errorf("%q define no \"-netdev TYPE,id=%s,...\"", args, sdk.NetdevID)
 	}
 	for i := 0; i+1 < len(args); i++ {
 		switch normalizeFlag(args[i]) {
 		case "-nic", "-net":
 			return fmt.Errorf("%s is not allowed: only -netdev backends; the core adds the NIC", args[i])
 		case "-device":
-			if v, ok := optValue(args[i+1], "netdev"); ok && v == NetdevID {
-				return fmt.Errorf("-device %s attaches to %s; the core adds that NIC with the guest MAC", args[i+1], NetdevID)
+			if v, ok := optValue(args[i+1], "netdev"); ok && v == sdk.NetdevID {
+				return fmt.Errorf("-device %s attaches to %s; the core adds that NIC with the guest MAC", args[i+1], sdk.NetdevID)
 			}
 		}
 	}

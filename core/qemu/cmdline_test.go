@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/locolan/loco/sdk"
 )
 
 var testMAC = net.HardwareAddr{0x52, 0x11, 0x22, 0x00, 0x00, 0x01}
@@ -290,7 +292,7 @@ func TestArgsAcceptedByQEMU(t *testing.T) {
 					Disk: overlay,
 					NetArgs: []string{"-netdev", "dgram,id=net0,local.type=unix,local.path=" + dir + "/n.sock," +
 						"remote.type=unix,remote.path=" + dir + "/peer.sock"},
-					NICModel: "rtl8139", MAC: MAC("test", i),
+					NICModel: "rtl8139", MAC: sdk.MAC("test", i),
 					VGA: "std", Audio: "hda",
 					QMPSocket: dir + "/qmp.sock", InputQMPSocket: dir + "/in.sock",
 					VNC: "unix:" + dir + "/vnc.sock", SerialLog: dir + "/serial.log",

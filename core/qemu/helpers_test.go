@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/locolan/loco/internal/testenv"
+	"github.com/locolan/loco/sdk/qmp"
 )
 
 // testKernel is the test guest's kernel, built by `make testguest` (or by
@@ -82,12 +83,12 @@ func (p *qemuProc) wait(t *testing.T, timeout time.Duration) {
 
 // dialQMP dials path until QEMU has created the socket and greets, failing
 // fast if QEMU exits (which is how it rejects a command line).
-func dialQMP(t *testing.T, p *qemuProc, path string) *Client {
+func dialQMP(t *testing.T, p *qemuProc, path string) *qmp.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {
-		c, err := Dial(ctx, path)
+		c, err := qmp.Dial(ctx, path)
 		if err == nil {
 			t.Cleanup(func() { c.Close() })
 			return c

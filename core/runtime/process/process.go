@@ -24,6 +24,7 @@ import (
 	"github.com/locolan/loco/core/qemu"
 	"github.com/locolan/loco/core/runtime"
 	"github.com/locolan/loco/internal/proc"
+	"github.com/locolan/loco/sdk/qmp"
 )
 
 // Driver runs guests as local processes.
@@ -165,7 +166,7 @@ func (d *Driver) waitQMP(ctx context.Context, pg plan.Guest, g *guest) error {
 func checkIdentity(ctx context.Context, pg plan.Guest) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	c, err := qemu.Dial(ctx, pg.QMPSocket)
+	c, err := qmp.Dial(ctx, pg.QMPSocket)
 	if err != nil {
 		return err
 	}
@@ -220,10 +221,10 @@ func (d *Driver) Find(ctx context.Context, pg plan.Guest) (runtime.Guest, bool, 
 // Stop powers the guest down.
 func (d *Driver) Stop(ctx context.Context, rg runtime.Guest, grace time.Duration) error {
 	g := rg.(*guest)
-	step := func(name string, f func(c *qemu.Client) error) {
+	step := func(name string, f func(c *qmp.Client) error) {
 		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
-		c, err := qemu.Dial(cctx, g.qmp)
+		c, err := qmp.Dial(cctx, g.qmp)
 		if err != nil {
 			d.Log.Debug("QMP not reachable for "+name, "pid", g.pid, "err", err)
 			return
@@ -244,12 +245,12 @@ func (d *Driver) Stop(ctx context.Context, rg runtime.Guest, grace time.Duration
 		}
 	}
 	if grace > 0 {
-		step("system_powerdown", func(c *qemu.Client) error { return c.Powerdown(ctx) })
+		step("system_powerdown", func(c *qmp.Client) error { return c.Powerdown(ctx) })
 		if wait(grace) {
 			return nil
 		}
 	}
-	step("quit", func(c *qemu.Client) error { return c.Quit(ctx) })
+	step("quit", func(c *qmp.Client) error { return c.Quit(ctx) })
 	if wait(5 * time.Second) {
 		return nil
 	}

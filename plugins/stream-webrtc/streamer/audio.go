@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/locolan/loco/plugins/stream-webrtc/gst"
+	"github.com/locolan/loco/sdk"
 )
 
 // Guest sound reaches the plugin through QEMU's "wav" audiodev writing into
@@ -36,12 +37,12 @@ const (
 )
 
 // audioArgs is the QEMU audiodev for a guest; it replaces the core's silent
-// backend for the guest's sound card (core/qemu: id snd0).
+// backend for the guest's sound card (sdk.AudiodevID).
 func audioArgs(fifo string) ([]string, error) {
 	if strings.ContainsAny(fifo, ",\n") {
 		return nil, fmt.Errorf("audio FIFO path %q contains a comma or newline, which QEMU option syntax cannot take", fifo)
 	}
-	return []string{"-audiodev", fmt.Sprintf("wav,id=snd0,path=%s,out.frequency=%d,out.channels=%d,out.format=s16",
+	return []string{"-audiodev", fmt.Sprintf("wav,id=%s,path=%s,out.frequency=%d,out.channels=%d,out.format=s16", sdk.AudiodevID,
 		fifo, audioRate, audioChannels)}, nil
 }
 

@@ -1,4 +1,4 @@
-package main
+package lan
 
 import (
 	"fmt"
@@ -31,7 +31,7 @@ func benchSender(b *testing.B, g *testGuest) *net.UnixConn {
 // frames/s it forwards without loss, and the latency it adds to a single
 // frame (p50, p99) over a direct socket to socket hop.
 //
-//	go test -run '^$' -bench Forward -benchtime 20000x ./plugins/network-socket
+//	go test -run '^$' -bench Forward -benchtime 20000x ./plugins/network-socket/lan
 func BenchmarkForward(b *testing.B) {
 	for _, size := range []int{60, 1514} {
 		b.Run(fmt.Sprintf("throughput/%dB", size), func(b *testing.B) {

@@ -1,4 +1,4 @@
-package main
+package lan
 
 import (
 	"context"
@@ -31,8 +31,12 @@ func parseMAC(s string) (mac, bool) {
 }
 
 // stationPort is the ingress "port" of the switch's own station (DHCP
-// server and prober); guests are 0..n-1.
+// server and prober); guests are 0..n-1, uplinks uplinkPort(k).
 const stationPort = -1
+
+// uplinkPort is the port number of uplink k: below the station's, so a
+// guest's index is still its port number.
+func uplinkPort(k int) int { return -2 - k }
 
 // Why a frame was discarded. Counted per segment; drops a port's guest
 // could see are also counted on that port.
@@ -123,7 +127,7 @@ func (c *counters) snapshot() (m map[string]sdk.Traffic, frames, bytes uint64) {
 	return m, frames, bytes
 }
 
-// Port is one guest's place on the switch.
+// Port is one guest's place on the switch, or an uplink's.
 type Port struct {
 	index uint32
 	name  string
@@ -201,6 +205,10 @@ type Switch struct {
 	// toStation hands a frame to the station; nil until one is attached.
 	toStation func([]byte) bool
 
+	// uplinks are ports that are not guests (see Segment.AddUplink); the
+	// slice is replaced, never changed, so forwarding reads it unlocked.
+	uplinks atomic.Pointer[[]*Port]
+
 	fdbMu sync.Mutex
 	fdb   map[mac]fdbEntry
 
@@ -237,16 +245,16 @@ func (s *Switch) drop(r dropReason, p *Port) {
 	}
 }
 
-// Ingress forwards a frame that entered on port from (stationPort for the
-// station). The switch keeps f: the caller must not reuse it.
+// Ingress forwards a frame that entered on port from (a guest's index,
+// stationPort for the station, uplinkPort(k) for an uplink). The switch
+// keeps f: the caller must not reuse it.
 func (s *Switch) Ingress(from int, f []byte) {
 	now := time.Now()
 	var in *Port
-	if from >= 0 {
-		if from >= len(s.ports) {
+	if from != stationPort {
+		if in = s.port(from); in == nil {
 			return
 		}
-		in = s.ports[from]
 		in.lastSeen.Store(now.UnixNano())
 	}
 	if len(f) < headerLen {
@@ -282,18 +290,50 @@ func (s *Switch) Ingress(from int, f []byte) {
 		if from != stationPort {
 			s.deliverToStation(f, in)
 		}
-	case out >= 0:
+	case out >= 0 || out < stationPort:
 		if out != from {
 			s.countLink(from, out, f)
-			s.ports[out].enqueue(s, f)
+			s.port(out).enqueue(s, f)
 		}
 		// A frame for a station on its own port is filtered, as on any
-		// switch: the guest already has it.
+		// switch: the guest (or the uplink) already has it.
 	default:
 		if g, ok := s.guestMACs[dst]; ok && g != from {
 			s.countLink(from, g, f)
 		}
 		s.flood(from, f, false)
+	}
+}
+
+// port is the port numbered i (a guest's index or uplinkPort(k)), or nil.
+func (s *Switch) port(i int) *Port {
+	if i >= 0 {
+		if i < len(s.ports) {
+			return s.ports[i]
+		}
+		return nil
+	}
+	if k := -2 - i; k >= 0 {
+		if ups := s.uplinks.Load(); ups != nil && k < len(*ups) {
+			return (*ups)[k]
+		}
+	}
+	return nil
+}
+
+// addUplink adds a port that is not a guest and returns its number.
+func (s *Switch) addUplink(name string, queueLen int) (int, *Port) {
+	p := &Port{name: name, queue: make(chan queued, queueLen)}
+	for {
+		old := s.uplinks.Load()
+		var ups []*Port
+		if old != nil {
+			ups = append(ups, *old...)
+		}
+		ups = append(ups, p)
+		if s.uplinks.CompareAndSwap(old, &ups) {
+			return uplinkPort(len(ups) - 1), p
+		}
 	}
 }
 
@@ -303,6 +343,13 @@ func (s *Switch) flood(from int, f []byte, group bool) {
 	for i, p := range s.ports {
 		if i != from {
 			p.enqueue(s, f)
+		}
+	}
+	if ups := s.uplinks.Load(); ups != nil {
+		for k, p := range *ups {
+			if uplinkPort(k) != from {
+				p.enqueue(s, f)
+			}
 		}
 	}
 	if group && from != stationPort {
@@ -471,7 +518,9 @@ func (s *Switch) capture(from int, dst mac, dstPort int, f []byte, now time.Time
 		if t.snaplen > 0 && uint32(len(data)) > t.snaplen {
 			data = data[:t.snaplen]
 		}
-		cf := sdk.CapturedFrame{Time: now, Data: data, Length: uint32(len(f)), FromHost: from == stationPort}
+		// A frame from an uplink is no guest's of this cluster: like the
+		// station's, it comes from the plugin's side of the segment.
+		cf := sdk.CapturedFrame{Time: now, Data: data, Length: uint32(len(f)), FromHost: from < 0}
 		if from >= 0 {
 			cf.Ingress = uint32(from)
 		}

@@ -1,9 +1,10 @@
-package main
+package qmpinput
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"image/png"
 	"net"
 	"os"
@@ -13,12 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
-	"github.com/locolan/loco/core/qemu"
 	"github.com/locolan/loco/internal/testenv"
 	"github.com/locolan/loco/sdk"
+	"github.com/locolan/loco/sdk/qmp"
 	"github.com/locolan/loco/sdk/sdktest"
 )
 
@@ -38,7 +36,7 @@ func TestConfigure(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := sdktest.Start(t, &qmpInput{})
+			c := sdktest.Start(t, &Plugin{})
 			problems, diags := sdktest.Configure(t, c, tc.src, cluster)
 			if diags.HasErrors() {
 				t.Fatal(diags)
@@ -53,7 +51,7 @@ func TestConfigure(t *testing.T) {
 		})
 	}
 	t.Run("unknown attribute", func(t *testing.T) {
-		c := sdktest.Start(t, &qmpInput{})
+		c := sdktest.Start(t, &Plugin{})
 		if _, diags := sdktest.Configure(t, c, `speed = 3`, cluster); !diags.HasErrors() {
 			t.Error("an unknown attribute was accepted")
 		}
@@ -161,7 +159,7 @@ func (g *fakeGuest) qmp(command string) {
 	g.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := qemu.Dial(ctx, g.coreQMP)
+	c, err := qmp.Dial(ctx, g.coreQMP)
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -178,10 +176,11 @@ var (
 	absMove = []sdk.InputEvent{{Abs: &sdk.AbsEvent{X: 16384, Y: 16384}}}
 )
 
-func wantCode(t *testing.T, err error, code codes.Code, msg string) {
+// wantErr checks the sentinel an error carries across gRPC, and its words.
+func wantErr(t *testing.T, err error, kind error, msg string) {
 	t.Helper()
-	if status.Code(err) != code || !strings.Contains(err.Error(), msg) {
-		t.Fatalf("err = %v; want %s with %q", err, code, msg)
+	if !errors.Is(err, kind) || !strings.Contains(err.Error(), msg) {
+		t.Fatalf("err = %v; want %q with %q", err, kind, msg)
 	}
 }
 
@@ -194,7 +193,7 @@ func TestAgainstQEMU(t *testing.T) {
 	os.Mkdir(state, 0o700)
 	cluster := sdk.Cluster{Name: "t", StateDir: dir, Instances: []sdk.Instance{
 		{Index: 0, Name: "t-0", InputQMPSocket: filepath.Join(dir, "input.sock"), StateDir: state}}}
-	c := sdktest.Start(t, &qmpInput{})
+	c := sdktest.Start(t, &Plugin{})
 	configure := func(src string) {
 		t.Helper()
 		if problems, diags := sdktest.Configure(t, c, src, cluster); len(problems) > 0 || diags.HasErrors() {
@@ -206,7 +205,7 @@ timeout = "2s"`)
 	ctx := context.Background()
 
 	t.Run("no QEMU yet", func(t *testing.T) {
-		wantCode(t, c.Send(ctx, 0, keyA), codes.FailedPrecondition, "t-0 is not running")
+		wantErr(t, c.Send(ctx, 0, keyA), sdk.ErrGuestNotRunning, "t-0 is not running")
 	})
 	t.Run("QEMU hangs up as it dies", func(t *testing.T) {
 		// A QEMU being killed can accept a connection and drop it.
@@ -224,19 +223,19 @@ timeout = "2s"`)
 				c.Close()
 			}
 		}()
-		wantCode(t, c.Send(ctx, 0, keyA), codes.FailedPrecondition, "t-0 is not running: QEMU hung up")
+		wantErr(t, c.Send(ctx, 0, keyA), sdk.ErrGuestNotRunning, "t-0 is not running: QEMU hung up")
 	})
 	t.Run("unknown instance", func(t *testing.T) {
-		wantCode(t, c.Send(ctx, 7, keyA), codes.NotFound, "no instance 7")
+		wantErr(t, c.Send(ctx, 7, keyA), sdk.ErrNoInstance, "instance 7: no such instance")
 	})
 	t.Run("invalid events are refused before any is sent", func(t *testing.T) {
 		bad := append(append([]sdk.InputEvent{}, keyA...), sdk.InputEvent{Key: &sdk.KeyEvent{QCode: "enter"}})
-		wantCode(t, c.Send(ctx, 0, bad), codes.InvalidArgument, `event 2: key "enter": the qcode is "ret"`)
+		wantErr(t, c.Send(ctx, 0, bad), sdk.ErrInvalid, `event 2: key "enter": the qcode is "ret"`)
 	})
 
 	g := startFakeGuest(t, dir, true)
 	t.Run("paused VM", func(t *testing.T) {
-		wantCode(t, c.Send(ctx, 0, keyA), codes.FailedPrecondition, "paused or stopped")
+		wantErr(t, c.Send(ctx, 0, keyA), sdk.ErrGuestNotRunning, "paused or stopped")
 	})
 	g.qmp("cont")
 	t.Run("keys, motion, buttons, wheel", func(t *testing.T) {
@@ -245,7 +244,7 @@ timeout = "2s"`)
 		}
 	})
 	t.Run("absolute pointer without a tablet", func(t *testing.T) {
-		wantCode(t, c.Send(ctx, 0, absMove), codes.FailedPrecondition, `no absolute pointer device: give it pointer = "tablet"`)
+		wantErr(t, c.Send(ctx, 0, absMove), sdk.ErrGuestNotRunning, `no absolute pointer device: give it pointer = "tablet"`)
 	})
 	t.Run("events are paced", func(t *testing.T) {
 		// 10 events at 20 ms: the interval is a floor the plugin keeps,
@@ -284,7 +283,7 @@ timeout = "2s"`)
 
 	g.kill()
 	t.Run("QEMU gone", func(t *testing.T) {
-		wantCode(t, c.Send(ctx, 0, keyA), codes.FailedPrecondition, "not running")
+		wantErr(t, c.Send(ctx, 0, keyA), sdk.ErrGuestNotRunning, "not running")
 	})
 	g = startFakeGuest(t, dir, false, "-usb", "-device", "usb-tablet")
 	t.Run("restarted QEMU is reconnected", func(t *testing.T) {
@@ -318,7 +317,7 @@ timeout = "2s"`)
 		}
 		defer hold.Close()
 		hold.Read(make([]byte, 512)) // the greeting is ours: QEMU is now busy with us
-		wantCode(t, c.Send(ctx, 0, keyA), codes.Unavailable, "another client may hold it")
+		wantErr(t, c.Send(ctx, 0, keyA), sdk.ErrNotReady, "another client may hold it")
 		hold.Close()
 		var err2 error
 		for range 50 {

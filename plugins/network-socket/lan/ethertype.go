@@ -1,4 +1,4 @@
-package main
+package lan
 
 import (
 	"encoding/binary"

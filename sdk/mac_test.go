@@ -1,4 +1,4 @@
-package qemu
+package sdk
 
 import (
 	"bytes"
@@ -57,6 +57,40 @@ func TestMACRejectsOutOfRange(t *testing.T) {
 				}
 			}()
 			MAC("lab", index)
+		}()
+	}
+}
+
+// TestStationMAC checks that plugin stations share the guests' prefix, never
+// take a guest's address, differ from each other, and that station 0 is
+// ff:ff:fe, the address network-socket has always used.
+func TestStationMAC(t *testing.T) {
+	guest := MAC("lab", 3)
+	if got, want := StationMAC(guest, 0).String(), guest.String()[:9]+"ff:ff:fe"; got != want {
+		t.Errorf("StationMAC(%v, 0) = %s, want %s", guest, got, want)
+	}
+	seen := map[string]int{MAC("lab", MaxMACIndex).String(): -1, MAC("lab", 0).String(): -1}
+	for n := 0; n <= MaxStation; n++ {
+		m := StationMAC(guest, n)
+		if !bytes.Equal(m[:3], guest[:3]) {
+			t.Fatalf("StationMAC(%v, %d) = %v: not the cluster's prefix", guest, n, m)
+		}
+		if idx := int(m[3])<<16 | int(m[4])<<8 | int(m[5]); idx <= MaxMACIndex {
+			t.Fatalf("StationMAC(%v, %d) = %v: index %d is a guest's", guest, n, m, idx)
+		}
+		if prev, dup := seen[m.String()]; dup {
+			t.Fatalf("StationMAC(%v, %d) = %v, already taken by %d", guest, n, m, prev)
+		}
+		seen[m.String()] = n
+	}
+	for _, n := range []int{-1, MaxStation + 1} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("StationMAC(guest, %d) did not panic", n)
+				}
+			}()
+			StationMAC(guest, n)
 		}()
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package lan
 
 import (
 	"fmt"
@@ -19,7 +19,7 @@ type dhcpServer struct {
 	leases    map[mac]netip.Addr
 }
 
-func newDHCPServer(c config, guests []guestSpec) *dhcpServer {
+func newDHCPServer(c Config, guests []guestSpec) *dhcpServer {
 	d := &dhcpServer{serverIP: c.hostIP, mask: net.CIDRMask(c.subnet.Bits(), 32), leaseTime: c.leaseTime,
 		leases: map[mac]netip.Addr{}}
 	for i, g := range guests {

@@ -1,4 +1,4 @@
-package qemu
+package qmp
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 func startPausedQEMU(t *testing.T, name string) (*qemuProc, string) {
 	t.Helper()
 	sock := filepath.Join(shortDir(t), "qmp.sock")
-	p := startQEMU(t, DefaultBinary, []string{
+	p := startQEMU(t, []string{
 		"-name", name, "-S", "-accel", "tcg", "-m", "32", "-display", "none",
 		"-nodefaults", "-no-user-config", "-vga", "std",
 		"-qmp", "unix:" + sock + ",server=on,wait=off",
@@ -67,9 +67,9 @@ func TestClientAgainstQEMU(t *testing.T) {
 		json.RawMessage(`{"type":"key","data":{"down":false,"key":{"type":"qcode","data":"a"}}}`),
 	}
 	// QEMU refuses input while the VM is paused.
-	var qe *QMPError
+	var qe *Error
 	if err := c.SendInput(ctx, events); !errors.As(err, &qe) {
-		t.Errorf("SendInput on a paused VM = %v, want *QMPError", err)
+		t.Errorf("SendInput on a paused VM = %v, want *Error", err)
 	}
 	if err := c.Run(ctx, "cont", nil, nil); err != nil {
 		t.Fatalf("cont: %v", err)
@@ -96,12 +96,12 @@ func TestClientAgainstQEMU(t *testing.T) {
 	for _, tt := range errTests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := c.Run(ctx, tt.command, tt.args, nil)
-			var qe *QMPError
+			var qe *Error
 			if !errors.As(err, &qe) {
-				t.Fatalf("Run(%s) = %v, want *QMPError", tt.command, err)
+				t.Fatalf("Run(%s) = %v, want *Error", tt.command, err)
 			}
 			if qe.Class != tt.wantClass || qe.Desc == "" || qe.Command != tt.command {
-				t.Errorf("QMPError = %+v, want class %s", qe, tt.wantClass)
+				t.Errorf("Error = %+v, want class %s", qe, tt.wantClass)
 			}
 		})
 	}

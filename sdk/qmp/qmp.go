@@ -1,4 +1,9 @@
-package qemu
+// Package qmp is a client for QEMU's machine protocol (QMP) on a unix
+// socket: capability negotiation, commands with context deadlines, and the
+// error class QEMU replies with. It imports only the standard library, so a
+// plugin can use it without pulling in anything else; the core uses the same
+// client.
+package qmp
 
 import (
 	"context"
@@ -23,14 +28,14 @@ const DefaultDialTimeout = 5 * time.Second
 // QEMU cannot hang the runtime.
 const DefaultRunTimeout = 30 * time.Second
 
-// QMPError is an error reply from QEMU, e.g. {"class":"GenericError",...}.
-type QMPError struct {
+// Error is an error reply from QEMU, e.g. {"class":"GenericError",...}.
+type Error struct {
 	Command string // the command that failed
 	Class   string // QMP error class, e.g. "GenericError", "CommandNotFound"
 	Desc    string // QEMU's human-readable description
 }
 
-func (e *QMPError) Error() string {
+func (e *Error) Error() string {
 	return fmt.Sprintf("qmp %s: %s: %s", e.Command, e.Class, e.Desc)
 }
 
@@ -116,7 +121,7 @@ func (c *Client) Version() string { return c.version }
 
 // Run executes command with args (nil for none; anything json.Marshal
 // accepts) and decodes the "return" value into out (nil to ignore it). An
-// error reply from QEMU is returned as *QMPError. The wait is bounded by
+// error reply from QEMU is returned as *Error. The wait is bounded by
 // ctx, or DefaultRunTimeout if ctx has no deadline.
 func (c *Client) Run(ctx context.Context, command string, args any, out any) error {
 	ctx, cancel := withDefaultTimeout(ctx, DefaultRunTimeout)
@@ -171,7 +176,7 @@ func (c *Client) exchange(ctx context.Context, command string, args any, out any
 			continue
 		}
 		if m.Error != nil {
-			return &QMPError{Command: command, Class: m.Error.Class, Desc: m.Error.Desc}
+			return &Error{Command: command, Class: m.Error.Class, Desc: m.Error.Desc}
 		}
 		if out != nil {
 			if err := json.Unmarshal(m.Return, out); err != nil {
@@ -311,7 +316,7 @@ func ctxErr(ctx context.Context, err error) error {
 // opposed to a QMP error or a connection that was already gone or closed by
 // us (then nothing was sent and QEMU may still be running).
 func quitDisconnect(err error) bool {
-	var qe *QMPError
+	var qe *Error
 	var ue *unusableError
 	if errors.As(err, &qe) || errors.As(err, &ue) {
 		return false

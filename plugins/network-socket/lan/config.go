@@ -1,4 +1,4 @@
-package main
+package lan
 
 import (
 	"errors"
@@ -22,7 +22,8 @@ const (
 	defaultQueueFrames   = 512
 )
 
-func schema() sdk.Schema {
+// Schema is the plugin block: network "socket" { subnet = ... }.
+func Schema() sdk.Schema {
 	return sdk.Schema{Attributes: []sdk.Attribute{
 		sdk.Optional("subnet", cty.String, cty.StringVal(defaultSubnet),
 			"IPv4 subnet of the LAN (CIDR): DHCP leases and the switch's own address come from it"),
@@ -42,8 +43,8 @@ func schema() sdk.Schema {
 	}}
 }
 
-// rawConfig is the block as decoded.
-type rawConfig struct {
+// RawConfig is the block as decoded, before ParseConfig checks it.
+type RawConfig struct {
 	Subnet        string `cty:"subnet"`
 	DHCP          bool   `cty:"dhcp"`
 	FirstLease    int    `cty:"first_lease"`
@@ -54,9 +55,9 @@ type rawConfig struct {
 	QueueFrames   int    `cty:"queue_frames"`
 }
 
-// config is the validated configuration. It is comparable, so a repeated
+// Config is the validated configuration. It is comparable, so a repeated
 // Configure can tell whether anything changed.
-type config struct {
+type Config struct {
 	subnet        netip.Prefix
 	dhcp          bool
 	firstLease    int
@@ -67,14 +68,28 @@ type config struct {
 	queueFrames   int
 }
 
-// parseConfig checks the block against a cluster of n guests; every problem
+// DecodeConfig decodes and checks the plugin block for a cluster of n
+// guests; an absent block gets the defaults.
+func DecodeConfig(cfg sdk.Config, n int) (Config, error) {
+	var raw RawConfig
+	if err := cfg.Decode(&raw); err != nil {
+		return Config{}, err
+	}
+	if cfg.Value.IsNull() {
+		raw = RawConfig{Subnet: defaultSubnet, DHCP: true, FirstLease: defaultFirstLease, LeaseTime: defaultLeaseTime,
+			ProbeInterval: defaultProbeInterval, MACAgeing: defaultAgeing, QueueFrames: defaultQueueFrames}
+	}
+	return ParseConfig(raw, n)
+}
+
+// ParseConfig checks the block against a cluster of n guests; every problem
 // names its attribute.
-func parseConfig(r rawConfig, n int) (config, error) {
+func ParseConfig(r RawConfig, n int) (Config, error) {
 	var errs []error
 	bad := func(attr, summary, detail string, args ...any) {
 		errs = append(errs, &sdk.AttrError{Path: []string{attr}, Summary: summary, Detail: fmt.Sprintf(detail, args...)})
 	}
-	c := config{dhcp: r.DHCP, firstLease: r.FirstLease, queueFrames: r.QueueFrames}
+	c := Config{dhcp: r.DHCP, firstLease: r.FirstLease, queueFrames: r.QueueFrames}
 	dur := func(attr, s string, min time.Duration) time.Duration {
 		d, err := time.ParseDuration(s)
 		if err != nil {
@@ -138,7 +153,7 @@ func parseConfig(r rawConfig, n int) (config, error) {
 }
 
 // leaseFor is guest i's address.
-func (c config) leaseFor(i int) netip.Addr {
+func (c Config) leaseFor(i int) netip.Addr {
 	return addHost(c.subnet, c.firstLease+i)
 }
 

@@ -1,4 +1,4 @@
-package main
+package lan
 
 import (
 	"context"
@@ -45,7 +45,7 @@ type probeState struct {
 	reachable bool
 }
 
-func newStation(sw *Switch, log hclog.Logger, c config, guests []guestSpec) *station {
+func newStation(sw *Switch, log hclog.Logger, c Config, guests []guestSpec) *station {
 	st := &station{sw: sw, log: log, mac: sw.stationMAC, ip: c.hostIP, interval: c.probeInterval,
 		in: make(chan []byte, 1024), icmpID: 0x10c0, probes: make([]probeState, len(guests))}
 	if c.dhcp {

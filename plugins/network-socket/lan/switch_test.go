@@ -1,4 +1,4 @@
-package main
+package lan
 
 import (
 	"bytes"
@@ -40,7 +40,7 @@ func TestEveryEtherTypeFloodsToEveryOtherPortOnce(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := seg.status().Ports[0].RxByEtherType[tc.class].Frames
+			before := seg.Status().Ports[0].RxByEtherType[tc.class].Frames
 			f := frame(tc.dst, g[0].mac, tc.et, tc.body)
 			g[0].send(f)
 			for i := 1; i < len(g); i++ {
@@ -52,7 +52,7 @@ func TestEveryEtherTypeFloodsToEveryOtherPortOnce(t *testing.T) {
 			if back := g[0].drain(quiet, st); containsFrame(back, f) != 0 {
 				t.Errorf("the frame came back to its sender")
 			}
-			if after := seg.status().Ports[0].RxByEtherType[tc.class].Frames; after != before+1 {
+			if after := seg.Status().Ports[0].RxByEtherType[tc.class].Frames; after != before+1 {
 				t.Errorf("rx counter %q went %d -> %d", tc.class, before, after)
 			}
 		})
@@ -80,7 +80,7 @@ func TestLearnedUnicastGoesOnlyToItsPort(t *testing.T) {
 	if len(links) != 1 || links[0].From != 0 || links[0].To != 1 || links[0].Frames != 1 {
 		t.Errorf("links: %+v", links)
 	}
-	if p := seg.status().Ports[0].Peers; len(p) != 1 || p[0] != 1 {
+	if p := seg.Status().Ports[0].Peers; len(p) != 1 || p[0] != 1 {
 		t.Errorf("guest 0 peers: %v", p)
 	}
 }
@@ -103,13 +103,13 @@ func TestMalformedFramesAreDroppedAndCounted(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := seg.sw.Drops()[tc.reason]
-			portBefore := seg.status().Ports[0].Drops
+			portBefore := seg.Status().Ports[0].Drops
 			g[0].send(tc.f)
 			waitFor(t, "the drop counter", 5*time.Second, func() bool { return seg.sw.Drops()[tc.reason] == before+1 })
 			if got := g[1].drain(quiet, st); len(got) != 0 {
 				t.Errorf("the other guest got %d frames", len(got))
 			}
-			if d := seg.status().Ports[0].Drops; d != portBefore+1 {
+			if d := seg.Status().Ports[0].Drops; d != portBefore+1 {
 				t.Errorf("port drops %d -> %d", portBefore, d)
 			}
 		})
@@ -168,12 +168,12 @@ func TestSlowGuestCostsOnlyItsOwnFrames(t *testing.T) {
 	if c := <-got; c != n {
 		t.Errorf("the reading guest got %d of %d frames", c, n)
 	}
-	waitFor(t, "drops for the stuck guest", 10*time.Second, func() bool { return seg.status().Ports[2].Drops > 0 })
+	waitFor(t, "drops for the stuck guest", 10*time.Second, func() bool { return seg.Status().Ports[2].Drops > 0 })
 	d := seg.sw.Drops()
 	if d["queue_full"]+d["write_timeout"]+d["expired"] == 0 {
 		t.Errorf("drops: %v", d)
 	}
-	if seg.status().Ports[1].Drops != 0 {
+	if seg.Status().Ports[1].Drops != 0 {
 		t.Errorf("the reading guest had drops")
 	}
 }
@@ -185,15 +185,15 @@ func TestSwitchRestartKeepsGuestsConnected(t *testing.T) {
 	cl := testCluster(t, 2)
 	seg, g := startLANIn(t, cl, defaultRaw())
 	st := seg.sw.stationMAC
-	seg.close()
-	cfg, _ := parseConfig(defaultRaw(), 2)
-	seg2, err := newSegment(hclog.NewNullLogger(), cfg, cl)
+	seg.Close()
+	cfg, _ := ParseConfig(defaultRaw(), 2)
+	seg2, err := NewSegment(hclog.NewNullLogger(), cfg, cl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer seg2.close()
+	defer seg2.Close()
 	for i := range g {
-		args, err := seg2.attach(i)
+		args, err := seg2.Attach(i)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,13 +222,13 @@ func TestLiveSocketsAreNotStolen(t *testing.T) {
 	cl := testCluster(t, 2)
 	seg, g := startLANIn(t, cl, defaultRaw())
 	st := seg.sw.stationMAC
-	cfg, _ := parseConfig(defaultRaw(), 2)
-	other, err := newSegment(hclog.NewNullLogger(), cfg, cl)
+	cfg, _ := ParseConfig(defaultRaw(), 2)
+	other, err := NewSegment(hclog.NewNullLogger(), cfg, cl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer other.close()
-	if _, err := other.attach(0); err != nil {
+	defer other.Close()
+	if _, err := other.Attach(0); err != nil {
 		t.Fatalf("attach next to a live switch should still give args: %v", err)
 	}
 	f := frame(broadcastMAC, g[1].mac, 0x0800, make([]byte, 46))
@@ -236,8 +236,8 @@ func TestLiveSocketsAreNotStolen(t *testing.T) {
 	if got := g[0].drain(quiet, st); containsFrame(got, f) != 1 {
 		t.Fatal("the running switch lost its port to a second one")
 	}
-	other.attach(1)
-	seg.close()
+	other.Attach(1)
+	seg.Close()
 	f2 := frame(broadcastMAC, g[1].mac, 0x0800, bytes.Repeat([]byte{3}, 46))
 	waitFor(t, "the second switch to take over", 10*time.Second, func() bool {
 		g[1].trySend(f2)

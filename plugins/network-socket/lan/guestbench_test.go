@@ -1,4 +1,4 @@
-package main
+package lan
 
 import (
 	"bufio"
@@ -24,7 +24,7 @@ import (
 // backend. It is a benchmark, not a test: it reports, it does not judge.
 // One iteration boots two guests per backend; run it once:
 //
-//	go test -run '^$' -bench GuestLAN -benchtime 1x -timeout 30m ./plugins/network-socket
+//	go test -run '^$' -bench GuestLAN -benchtime 1x -timeout 30m ./plugins/network-socket/lan
 //
 // vde_switch comes from Debian's vde2 package (make deps installs it).
 func BenchmarkGuestLAN(b *testing.B) {
@@ -55,21 +55,21 @@ func socketBackend(b *testing.B, dir string) []string {
 	}
 	raw := defaultRaw()
 	raw.DHCP = false // every backend gets the same static addresses
-	cfg, err := parseConfig(raw, 2)
+	cfg, err := ParseConfig(raw, 2)
 	if err != nil {
 		b.Fatal(err)
 	}
-	seg, err := newSegment(hclog.NewNullLogger(), cfg, cl)
+	seg, err := NewSegment(hclog.NewNullLogger(), cfg, cl)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
 		b.Logf("switch drops: %v", seg.sw.Drops())
-		seg.close()
+		seg.Close()
 	})
 	var args []string
 	for i := 0; i < 2; i++ {
-		a, err := seg.attach(i)
+		a, err := seg.Attach(i)
 		if err != nil {
 			b.Fatal(err)
 		}

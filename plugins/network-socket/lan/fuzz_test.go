@@ -1,4 +1,4 @@
-package main
+package lan
 
 import (
 	"net"
@@ -12,7 +12,7 @@ import (
 func fuzzSwitch() (*Switch, *station) {
 	guests := []guestSpec{{"a", mac{0x52, 1, 2, 0, 0, 0}}, {"b", mac{0x52, 1, 2, 0, 0, 1}}, {"c", mac{0x52, 1, 2, 0, 0, 2}}}
 	sw := newSwitch(hclog.NewNullLogger(), guests, stationMAC(guests[0].mac), time.Minute, 64)
-	cfg, err := parseConfig(defaultRaw(), len(guests))
+	cfg, err := ParseConfig(defaultRaw(), len(guests))
 	if err != nil {
 		panic(err)
 	}
@@ -87,7 +87,7 @@ func FuzzDHCP(f *testing.F) {
 	inf, _ := dhcpv4.NewInform(net.HardwareAddr(a[:]), net.IPv4(10, 87, 0, 10))
 	f.Add(inf.ToBytes())
 	f.Add([]byte{1, 1, 6, 0})
-	cfg, _ := parseConfig(defaultRaw(), 3)
+	cfg, _ := ParseConfig(defaultRaw(), 3)
 	guests := []guestSpec{{"a", a}, {"b", mac{0x52, 1, 2, 0, 0, 1}}, {"c", mac{0x52, 1, 2, 0, 0, 2}}}
 	srv := newDHCPServer(cfg, guests)
 	f.Fuzz(func(t *testing.T, data []byte) {

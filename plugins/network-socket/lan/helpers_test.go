@@ -1,4 +1,4 @@
-package main
+package lan
 
 import (
 	"bytes"
@@ -100,31 +100,31 @@ func testCluster(t testing.TB, n int) sdk.Cluster {
 	return c
 }
 
-func defaultRaw() rawConfig {
-	return rawConfig{Subnet: defaultSubnet, DHCP: true, FirstLease: defaultFirstLease, LeaseTime: defaultLeaseTime,
+func defaultRaw() RawConfig {
+	return RawConfig{Subnet: defaultSubnet, DHCP: true, FirstLease: defaultFirstLease, LeaseTime: defaultLeaseTime,
 		ProbeInterval: defaultProbeInterval, MACAgeing: defaultAgeing, QueueFrames: defaultQueueFrames}
 }
 
 // startLAN configures a segment for n guests, attaches them all and binds
 // a test guest at each guest path.
-func startLAN(t testing.TB, n int, raw rawConfig) (*segment, []*testGuest) {
+func startLAN(t testing.TB, n int, raw RawConfig) (*Segment, []*testGuest) {
 	t.Helper()
 	cl := testCluster(t, n)
 	return startLANIn(t, cl, raw)
 }
 
-func startLANIn(t testing.TB, cl sdk.Cluster, raw rawConfig) (*segment, []*testGuest) {
+func startLANIn(t testing.TB, cl sdk.Cluster, raw RawConfig) (*Segment, []*testGuest) {
 	t.Helper()
-	cfg, err := parseConfig(raw, len(cl.Instances))
+	cfg, err := ParseConfig(raw, len(cl.Instances))
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := hclog.New(&hclog.LoggerOptions{Output: os.Stderr, Level: hclog.Warn})
-	seg, err := newSegment(log, cfg, cl)
+	seg, err := NewSegment(log, cfg, cl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(seg.close)
+	t.Cleanup(seg.Close)
 	// Guests first: in real life QEMU binds before the switch writes to
 	// it, and a switch that finds no guest waits a little before retrying.
 	var guests []*testGuest
@@ -140,7 +140,7 @@ func startLANIn(t testing.TB, cl sdk.Cluster, raw rawConfig) (*segment, []*testG
 		guests = append(guests, g)
 	}
 	for i := range cl.Instances {
-		if _, err := seg.attach(i); err != nil {
+		if _, err := seg.Attach(i); err != nil {
 			t.Fatal(err)
 		}
 	}

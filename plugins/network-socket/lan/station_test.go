@@ -1,4 +1,4 @@
-package main
+package lan
 
 import (
 	"context"
@@ -90,7 +90,7 @@ func TestDHCPGivesEveryGuestItsOwnStableAddress(t *testing.T) {
 			t.Fatalf("guest %d: want an ACK for %s, got %v", i, want, ack)
 		}
 		waitFor(t, "the lease in the status", 5*time.Second, func() bool {
-			ips := seg.status().Ports[i].IPs
+			ips := seg.Status().Ports[i].IPs
 			return len(ips) > 0 && ips[0] == want.String()
 		})
 	}
@@ -141,7 +141,7 @@ func TestDHCPOffServesNothing(t *testing.T) {
 	if r, _, _ := dhcpReplyTo(g[0], disc.TransactionID, time.Second); r != nil {
 		t.Fatalf("DHCP is off but the switch answered: %s", r.Summary())
 	}
-	if seg.status().Subnet != "" {
+	if seg.Status().Subnet != "" {
 		t.Errorf("status names a DHCP subnet with DHCP off")
 	}
 }
@@ -209,20 +209,20 @@ func TestProbesMeasureReachabilityAndRTT(t *testing.T) {
 		go respond(c, g[i], addrs[i])
 	}
 	waitFor(t, "both guests reachable", 10*time.Second, func() bool {
-		st := seg.status()
+		st := seg.Status()
 		return st.Healthy && st.Ports[0].Reachable && st.Ports[1].Reachable && st.Ports[0].RTTMillis > 0
 	})
-	st := seg.status()
+	st := seg.Status()
 	if st.Ports[0].IPs[0] != "10.87.0.50" || st.Summary != "2/2 guests reachable" {
 		t.Errorf("status: %+v", st)
 	}
 	stops[1]()
 	silent := time.Now()
-	waitFor(t, "guest 1 unreachable", 5*time.Second, func() bool { return !seg.status().Ports[1].Reachable })
+	waitFor(t, "guest 1 unreachable", 5*time.Second, func() bool { return !seg.Status().Ports[1].Reachable })
 	if d := time.Since(silent); d > time.Second {
 		t.Errorf("took %s to notice, want about 3 probe intervals (300ms)", d)
 	}
-	st = seg.status()
+	st = seg.Status()
 	if st.Healthy || !st.Ports[0].Reachable {
 		t.Errorf("after guest 1 fell silent: %+v", st)
 	}

@@ -1,4 +1,4 @@
-package main
+package lan
 
 import (
 	"context"
@@ -36,7 +36,7 @@ func TestConfigProblemsNameTheirAttribute(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := sdktest.Start(t, &plugin{})
+			c := sdktest.Start(t, &Plugin{})
 			problems, diags := sdktest.Configure(t, c, tc.block, testCluster(t, tc.n))
 			if diags.HasErrors() {
 				t.Fatalf("HCL: %v", diags)
@@ -63,7 +63,7 @@ func TestAttachArgsAreDeterministic(t *testing.T) {
 	cl := testCluster(t, 2)
 	var first [][]string
 	for round := 0; round < 2; round++ {
-		c := sdktest.Start(t, &plugin{})
+		c := sdktest.Start(t, &Plugin{})
 		if problems, diags := sdktest.Configure(t, c, ``, cl); diags.HasErrors() || len(problems) > 0 {
 			t.Fatal(diags, problems)
 		}
@@ -91,8 +91,8 @@ func TestAttachArgsAreDeterministic(t *testing.T) {
 func TestCommasInPathsAreEscapedForQEMU(t *testing.T) {
 	cl := testCluster(t, 1)
 	cl.Instances[0].StateDir += ",x"
-	cfg, _ := parseConfig(defaultRaw(), 1)
-	seg, err := newSegment(nil, cfg, cl)
+	cfg, _ := ParseConfig(defaultRaw(), 1)
+	seg, err := NewSegment(nil, cfg, cl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,8 +104,8 @@ func TestCommasInPathsAreEscapedForQEMU(t *testing.T) {
 func TestLongSocketPathIsRefused(t *testing.T) {
 	cl := testCluster(t, 1)
 	cl.Instances[0].StateDir = "/" + strings.Repeat("d", 120)
-	cfg, _ := parseConfig(defaultRaw(), 1)
-	if _, err := newSegment(nil, cfg, cl); err == nil || !strings.Contains(err.Error(), "shorter state_dir") {
+	cfg, _ := ParseConfig(defaultRaw(), 1)
+	if _, err := NewSegment(nil, cfg, cl); err == nil || !strings.Contains(err.Error(), "shorter state_dir") {
 		t.Fatalf("err = %v", err)
 	}
 }

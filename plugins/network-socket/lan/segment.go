@@ -1,4 +1,4 @@
-package main
+package lan
 
 import (
 	"context"
@@ -18,8 +18,8 @@ import (
 
 // segment is one configured LAN: the switch, its station, and the guests'
 // sockets as they get bound.
-type segment struct {
-	cfg     config
+type Segment struct {
+	cfg     Config
 	cluster sdk.Cluster
 	log     hclog.Logger
 	sw      *Switch
@@ -41,7 +41,7 @@ type portPaths struct {
 
 // newSegment lays the LAN out; nothing is bound or sent until a guest is
 // attached, so `loco validate` leaves no trace.
-func newSegment(log hclog.Logger, cfg config, cluster sdk.Cluster) (*segment, error) {
+func NewSegment(log hclog.Logger, cfg Config, cluster sdk.Cluster) (*Segment, error) {
 	if len(cluster.Instances) == 0 {
 		return nil, errors.New("the cluster has no instances")
 	}
@@ -65,22 +65,22 @@ func newSegment(log hclog.Logger, cfg config, cluster sdk.Cluster) (*segment, er
 		}
 	}
 	sw := newSwitch(log, guests, stationMAC(guests[0].mac), cfg.ageing, cfg.queueFrames)
-	s := &segment{cfg: cfg, cluster: cluster, log: log, sw: sw, paths: paths,
+	s := &Segment{cfg: cfg, cluster: cluster, log: log, sw: sw, paths: paths,
 		ports: make([]*unixPort, len(guests)), retrying: make([]bool, len(guests))}
 	s.st = newStation(sw, log, cfg, guests)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
 
-// stationMAC is the switch's own address: the cluster's MAC prefix (see
-// core/qemu.MAC) with an index no guest can have, so it is the same after
-// every restart and guests' ARP caches stay right.
+// stationMAC is the switch's own address, the cluster's first plugin
+// station (sdk.StationMAC): the same after every restart, so guests' ARP
+// caches stay right.
 func stationMAC(guest mac) mac {
-	return mac{guest[0], guest[1], guest[2], 0xff, 0xff, 0xfe}
+	return mac(sdk.StationMAC(guest[:], 0))
 }
 
 // same tells whether a repeated Configure asks for exactly this segment.
-func (s *segment) same(cfg config, c sdk.Cluster) bool {
+func (s *Segment) Same(cfg Config, c sdk.Cluster) bool {
 	if s.cfg != cfg || s.cluster.Name != c.Name || s.cluster.StateDir != c.StateDir || len(s.cluster.Instances) != len(c.Instances) {
 		return false
 	}
@@ -95,14 +95,14 @@ func (s *segment) same(cfg config, c sdk.Cluster) bool {
 
 // qemuArgs are guest i's netdev. They depend only on the configuration, so
 // a restarted plugin gives running guests exactly what they already have.
-func (s *segment) qemuArgs(i int) []string {
+func (s *Segment) qemuArgs(i int) []string {
 	esc := func(p string) string { return strings.ReplaceAll(p, ",", ",,") } // QEMU's option escaping
-	return []string{"-netdev", "dgram,id=net0,local.type=unix,local.path=" + esc(s.paths[i].guest) +
+	return []string{"-netdev", "dgram,id=" + sdk.NetdevID + ",local.type=unix,local.path=" + esc(s.paths[i].guest) +
 		",remote.type=unix,remote.path=" + esc(s.paths[i].sw)}
 }
 
 // attach binds guest i's switch socket (once) and returns its netdev.
-func (s *segment) attach(i int) ([]string, error) {
+func (s *Segment) Attach(i int) ([]string, error) {
 	if i < 0 || i >= len(s.paths) {
 		return nil, fmt.Errorf("instance %d is not in the cluster this plugin was configured with (%d instances)", i, len(s.paths))
 	}
@@ -119,7 +119,7 @@ func (s *segment) attach(i int) ([]string, error) {
 	return s.qemuArgs(i), nil
 }
 
-func (s *segment) bind(i int) error {
+func (s *Segment) bind(i int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ports[i] != nil {
@@ -149,7 +149,7 @@ func (s *segment) bind(i int) error {
 	return nil
 }
 
-func (s *segment) retryBind(i int) {
+func (s *Segment) retryBind(i int) {
 	s.mu.Lock()
 	if s.retrying[i] {
 		s.mu.Unlock()
@@ -179,7 +179,7 @@ func (s *segment) retryBind(i int) {
 }
 
 // close stops the segment and releases its sockets.
-func (s *segment) close() {
+func (s *Segment) Close() {
 	s.cancel()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -194,9 +194,9 @@ func (s *segment) close() {
 
 // linkTimeout is how long a guest may send nothing and still count as
 // linked: it answers probes every interval when it has an address.
-func (s *segment) linkTimeout() time.Duration { return max(3*s.cfg.probeInterval, 3*time.Second) }
+func (s *Segment) linkTimeout() time.Duration { return max(3*s.cfg.probeInterval, 3*time.Second) }
 
-func (s *segment) status() sdk.LANStatus {
+func (s *Segment) Status() sdk.LANStatus {
 	now := time.Now()
 	links := s.sw.Links()
 	peers := map[uint32]map[uint32]bool{}
@@ -265,4 +265,28 @@ func (s *segment) status() sdk.LANStatus {
 		st.Summary += ": " + strings.Join(problems, "; ")
 	}
 	return st
+}
+
+// Capture streams the frames entering the segment to send until ctx ends
+// or the segment is closed.
+func (s *Segment) Capture(ctx context.Context, req sdk.CaptureRequest, send func(sdk.CapturedFrame) error) error {
+	for _, i := range req.Instances {
+		if int(i) >= len(s.sw.ports) {
+			return fmt.Errorf("no instance %d: the cluster has %d: %w", i, len(s.sw.ports), sdk.ErrInvalid)
+		}
+	}
+	t, stop := s.sw.subscribe(req)
+	defer stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.ctx.Done():
+			return errors.New("the LAN was reconfigured; capture again")
+		case f := <-t.ch:
+			if err := send(f); err != nil {
+				return fmt.Errorf("sending a captured frame: %w", err)
+			}
+		}
+	}
 }

@@ -1,4 +1,4 @@
-package main
+package qmpinput
 
 import (
 	"context"
@@ -13,11 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
-	"github.com/locolan/loco/core/qemu"
 	"github.com/locolan/loco/sdk"
+	"github.com/locolan/loco/sdk/qmp"
 )
 
 // screendumpPrefix names the files QEMU writes screenshots into, in the
@@ -42,7 +39,7 @@ type guest struct {
 	// conn guards c. It is held for one QMP command at a time, so a
 	// screenshot can slip in between the events of a long batch.
 	conn   sync.Mutex
-	c      *qemu.Client
+	c      *qmp.Client
 	closed bool
 
 	shots atomic.Uint64
@@ -67,7 +64,7 @@ func (g *guest) run(ctx context.Context, command string, args, out any) error {
 	g.conn.Lock()
 	defer g.conn.Unlock()
 	if g.closed {
-		return status.Error(codes.Unavailable, "the plugin was reconfigured; retry")
+		return fmt.Errorf("the plugin was reconfigured; retry: %w", sdk.ErrNotReady)
 	}
 	for {
 		fresh := false
@@ -81,7 +78,7 @@ func (g *guest) run(ctx context.Context, command string, args, out any) error {
 		cctx, cancel := context.WithTimeout(ctx, g.timeout)
 		err := g.c.Run(cctx, command, args, out)
 		cancel()
-		var qe *qemu.QMPError
+		var qe *qmp.Error
 		if err == nil || errors.As(err, &qe) {
 			return g.qmpError(err)
 		}
@@ -91,37 +88,37 @@ func (g *guest) run(ctx context.Context, command string, args, out any) error {
 		if fresh || ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
 			switch {
 			case ctx.Err() != nil:
-				return status.Errorf(status.FromContextError(ctx.Err()).Code(), "guest %s: QMP %s: %v", g.in.Name, command, ctx.Err())
+				return fmt.Errorf("guest %s: QMP %s: %w", g.in.Name, command, ctx.Err())
 			case errors.Is(err, context.DeadlineExceeded):
-				return status.Errorf(codes.DeadlineExceeded, "guest %s: QMP %s did not answer within %s", g.in.Name, command, g.timeout)
+				return fmt.Errorf("guest %s: QMP %s did not answer within %s: %w", g.in.Name, command, g.timeout, context.DeadlineExceeded)
 			case hungUp(err):
-				return status.Errorf(codes.FailedPrecondition, "guest %s stopped: QEMU hung up during QMP %s", g.in.Name, command)
+				return fmt.Errorf("guest %s stopped: QEMU hung up during QMP %s: %w", g.in.Name, command, sdk.ErrGuestNotRunning)
 			}
-			return status.Errorf(codes.Unavailable, "guest %s: QMP %s: %v", g.in.Name, command, err)
+			return fmt.Errorf("guest %s: QMP %s: %v: %w", g.in.Name, command, err, sdk.ErrNotReady)
 		}
 		sdk.Logger().Info("input QMP connection broke; reconnecting", "guest", g.in.Name, "err", err)
 	}
 }
 
-func (g *guest) dial(ctx context.Context) (*qemu.Client, error) {
+func (g *guest) dial(ctx context.Context) (*qmp.Client, error) {
 	dctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	c, err := qemu.Dial(dctx, g.in.InputQMPSocket)
+	c, err := qmp.Dial(dctx, g.in.InputQMPSocket)
 	switch {
 	case err == nil:
 		sdk.Logger().Debug("connected", "guest", g.in.Name, "socket", g.in.InputQMPSocket, "qemu", c.Version())
 		return c, nil
 	case ctx.Err() != nil:
-		return nil, status.Errorf(status.FromContextError(ctx.Err()).Code(), "guest %s: connecting to QMP: %v", g.in.Name, ctx.Err())
+		return nil, fmt.Errorf("guest %s: connecting to QMP: %w", g.in.Name, ctx.Err())
 	case errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED):
-		return nil, status.Errorf(codes.FailedPrecondition, "guest %s is not running: nothing listens on its input QMP socket %s", g.in.Name, g.in.InputQMPSocket)
+		return nil, fmt.Errorf("guest %s is not running: nothing listens on its input QMP socket %s: %w", g.in.Name, g.in.InputQMPSocket, sdk.ErrGuestNotRunning)
 	case hungUp(err):
 		// A dying QEMU can still accept a connection it then drops.
-		return nil, status.Errorf(codes.FailedPrecondition, "guest %s is not running: QEMU hung up on its input QMP socket %s", g.in.Name, g.in.InputQMPSocket)
+		return nil, fmt.Errorf("guest %s is not running: QEMU hung up on its input QMP socket %s: %w", g.in.Name, g.in.InputQMPSocket, sdk.ErrGuestNotRunning)
 	case errors.Is(err, context.DeadlineExceeded):
-		return nil, status.Errorf(codes.Unavailable, "guest %s: QEMU did not greet on %s within %s: another client may hold it (QEMU serves one client per QMP socket)", g.in.Name, g.in.InputQMPSocket, g.timeout)
+		return nil, fmt.Errorf("guest %s: QEMU did not greet on %s within %s: another client may hold it (QEMU serves one client per QMP socket): %w", g.in.Name, g.in.InputQMPSocket, g.timeout, sdk.ErrNotReady)
 	default:
-		return nil, status.Errorf(codes.Unavailable, "guest %s: %v", g.in.Name, err)
+		return nil, fmt.Errorf("guest %s: %v: %w", g.in.Name, err, sdk.ErrNotReady)
 	}
 }
 
@@ -132,22 +129,22 @@ func hungUp(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-// qmpError gives QEMU's refusals the status a caller can act on.
+// qmpError gives QEMU's refusals the sentinel a caller can act on.
 func (g *guest) qmpError(err error) error {
-	var qe *qemu.QMPError
+	var qe *qmp.Error
 	if !errors.As(err, &qe) {
 		return err
 	}
 	switch {
 	case qe.Desc == "VM not running":
-		return status.Errorf(codes.FailedPrecondition, "guest %s is paused or stopped: QEMU takes no input while the VM is not running", g.in.Name)
+		return fmt.Errorf("guest %s is paused or stopped: QEMU takes no input while the VM is not running: %w", g.in.Name, sdk.ErrGuestNotRunning)
 	case strings.HasPrefix(qe.Desc, "Input handler not found for event type abs"):
-		return status.Errorf(codes.FailedPrecondition, "guest %s has no absolute pointer device: give it pointer = \"tablet\" "+
-			"in its guest block, or move the mouse with relative motion (rel)", g.in.Name)
+		return fmt.Errorf("guest %s has no absolute pointer device: give it pointer = \"tablet\" "+
+			"in its guest block, or move the mouse with relative motion (rel): %w", g.in.Name, sdk.ErrGuestNotRunning)
 	case strings.Contains(qe.Desc, "no console") || strings.Contains(qe.Desc, "No graphic console"):
-		return status.Errorf(codes.FailedPrecondition, "guest %s has no display to take a screenshot of (vga = \"none\"?): %s", g.in.Name, qe.Desc)
+		return fmt.Errorf("guest %s has no display to take a screenshot of (vga = \"none\"?): %s: %w", g.in.Name, qe.Desc, sdk.ErrGuestNotRunning)
 	default:
-		return status.Errorf(codes.Internal, "guest %s: %v", g.in.Name, qe)
+		return fmt.Errorf("guest %s: %w", g.in.Name, qe)
 	}
 }
 
@@ -165,8 +162,7 @@ func (g *guest) send(ctx context.Context, cmds [][]qmpEvent) error {
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return status.Errorf(status.FromContextError(ctx.Err()).Code(),
-					"guest %s: cancelled after %d of %d input commands: %v", g.in.Name, i, len(cmds), ctx.Err())
+				return fmt.Errorf("guest %s: cancelled after %d of %d input commands: %w", g.in.Name, i, len(cmds), ctx.Err())
 			case <-t.C:
 			}
 		}
@@ -178,8 +174,7 @@ func (g *guest) send(ctx context.Context, cmds [][]qmpEvent) error {
 			if i == 0 {
 				return err
 			}
-			st := status.Convert(err)
-			return status.Errorf(st.Code(), "%s (after %d of %d input commands were delivered)", st.Message(), i, len(cmds))
+			return fmt.Errorf("%w (after %d of %d input commands were delivered)", err, i, len(cmds))
 		}
 	}
 	return nil
@@ -190,7 +185,8 @@ func (g *guest) send(ctx context.Context, cmds [][]qmpEvent) error {
 func (g *guest) screenshot(ctx context.Context) (sdk.Screenshot, error) {
 	dir := g.in.StateDir
 	if !filepath.IsAbs(dir) {
-		return sdk.Screenshot{}, status.Errorf(codes.FailedPrecondition, "guest %s has no absolute state directory (%q) for QEMU to write a screenshot into", g.in.Name, dir)
+		// The host's fault, not the guest's: the core always sends one.
+		return sdk.Screenshot{}, fmt.Errorf("guest %s has no absolute state directory (%q) for QEMU to write a screenshot into", g.in.Name, dir)
 	}
 	path := filepath.Join(dir, fmt.Sprintf("%s%d-%d.ppm", screendumpPrefix, os.Getpid(), g.shots.Add(1)))
 	defer os.Remove(path)
@@ -202,11 +198,11 @@ func (g *guest) screenshot(ctx context.Context) (sdk.Screenshot, error) {
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return sdk.Screenshot{}, status.Errorf(codes.Internal, "guest %s: reading the screendump QEMU wrote: %v", g.in.Name, err)
+		return sdk.Screenshot{}, fmt.Errorf("guest %s: reading the screendump QEMU wrote: %w", g.in.Name, err)
 	}
 	png, w, h, err := ppmToPNG(b)
 	if err != nil {
-		return sdk.Screenshot{}, status.Errorf(codes.Internal, "guest %s: %v", g.in.Name, err)
+		return sdk.Screenshot{}, fmt.Errorf("guest %s: %w", g.in.Name, err)
 	}
 	return sdk.Screenshot{PNG: png, Width: w, Height: h}, nil
 }

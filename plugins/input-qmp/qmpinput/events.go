@@ -1,4 +1,4 @@
-package main
+package qmpinput
 
 import "github.com/locolan/loco/sdk"
 
