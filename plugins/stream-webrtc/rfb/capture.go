@@ -17,8 +17,8 @@ import (
 // caller that wants fewer frames asks later (Request); QEMU gathers the
 // changes meanwhile into the next update.
 type Capture struct {
-	conn net.Conn
-	r    *bufio.Reader
+	conn    net.Conn
+	r       *bufio.Reader
 	size    Size
 	fb      []byte // BGRx, 4*size.W bytes a row
 	resized bool   // the last update was a resize: ask for the whole screen
