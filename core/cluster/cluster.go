@@ -52,7 +52,7 @@ type State struct {
 	StopGrace time.Duration `json:"stop_grace"`
 	// Containerd is set when the guests are containerd tasks.
 	Containerd *ContainerdState `json:"containerd,omitempty"`
-	Updated   time.Time     `json:"updated"`
+	Updated    time.Time        `json:"updated"`
 }
 
 // Cluster is a cluster this process owns.
