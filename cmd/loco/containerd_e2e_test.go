@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +24,7 @@ import (
 	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/containerd/snapshots"
 
+	"github.com/locolan/loco/core/cluster"
 	"github.com/locolan/loco/internal/testenv"
 )
 
@@ -138,6 +144,11 @@ func TestContainerdLifecycle(t *testing.T) {
 		cs, err := c.Containers(ctx, `labels."loco.cluster"==ctd`)
 		if err != nil || len(cs) != 2 {
 			t.Fatalf("containers of the cluster: %d, %v", len(cs), err)
+		}
+		// What the stop check below expects gone is there now: it would
+		// see a leak.
+		if n := len(leftovers(t, cd, "e2e-ctd")); n < 2*4 {
+			t.Errorf("while running, only %d containers, tasks, snapshots, mounts and shims are seen, want 8", n)
 		}
 		for _, ctr := range cs {
 			labels, _ := ctr.Labels(ctx)
@@ -279,5 +290,88 @@ func TestContainerdUnreachable(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "cannot connect to containerd at "+sock+": permission denied") {
 		t.Errorf("validate as nobody on a root-only socket: %v\n%s", err, out)
+	}
+}
+
+// TestContainerdDemo runs configs/demo.hcl (LAN, input and stream plugins)
+// with its runtime block switched to containerd: the guests lease their
+// addresses and ping each other through the socket LAN from inside their
+// containers, and the stream plugin reaches their VNC sockets. The
+// browser side of the dashboard is TestDashboard's, on the process runtime.
+func TestContainerdDemo(t *testing.T) {
+	cd := testenv.StartContainerd(t)
+	e := newE2E(t)
+	src := string(must(os.ReadFile(filepath.Join(testenv.RepoRoot(), "configs", "demo.hcl"))))
+	for old, repl := range map[string]string{
+		`"../build/testguest/`:      `"` + e.guest + "/",
+		`runtime "process" {`:       fmt.Sprintf("runtime \"containerd\" {\n    address   = %q\n    namespace = \"e2e-demo\"", cd.Address),
+		`listen = "127.0.0.1:7780"`: `listen = "127.0.0.1:0"`,
+	} {
+		if !strings.Contains(src, old) {
+			t.Fatalf("configs/demo.hcl no longer has %s", old)
+		}
+		src = strings.ReplaceAll(src, old, repl)
+	}
+	spec := filepath.Join(e.dir, "demo.hcl")
+	os.WriteFile(spec, []byte(src), 0o644)
+	e.specs = append(e.specs, spec)
+
+	e.mustLoco("run", "--detach", spec)
+	g := &lanGuests{e: e, cluster: "demo", mu: make([]sync.Mutex, 3)}
+	ips := []string{"10.87.0.10", "10.87.0.11", "10.87.0.12"}
+	dhcpRe := regexp.MustCompile(`LOCO-DHCP name=\S+ ip=(\S+)`)
+	for i := range ips {
+		e.waitReady("demo", i, 1)
+		if got := e.waitSerial(t, "demo", i, dhcpRe, 1)[1]; got != ips[i] {
+			t.Fatalf("guest %d leased %s, want %s", i, got, ips[i])
+		}
+	}
+	for i, gs := range e.ctrStatus(spec).Guests {
+		if !gs.Running || gs.Image == "" {
+			t.Errorf("guest %d is not a running containerd guest: %+v", i, gs)
+		}
+	}
+	if err := g.allPairsPing(ips, 3, 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	base, tok, err := cluster.APIEndpoint(filepath.Join(e.stateDir, "demo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var streams []streamStat
+	apiGet(t, base, tok, "/api/streams", &streams)
+	if len(streams) != 3 {
+		t.Errorf("the stream plugin has %d guests, want 3: %+v", len(streams), streams)
+	}
+	// The plugins reach the guests' sockets inside the containers: the
+	// VNC server the stream plugin encodes from (it connects once a viewer
+	// comes) and the input plugin's QMP (a screenshot through the API).
+	for i := range ips {
+		c, err := net.DialTimeout("unix", filepath.Join(e.guestDir("demo", i), "vnc.sock"), 5*time.Second)
+		if err != nil {
+			t.Fatalf("guest %d VNC: %v", i, err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		banner := make([]byte, 12)
+		_, err = io.ReadFull(c, banner)
+		c.Close()
+		if err != nil || !strings.HasPrefix(string(banner), "RFB 003.") {
+			t.Errorf("guest %d VNC banner %q: %v", i, banner, err)
+		}
+		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/api/instances/%d/screenshot", base, i), nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		png, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+			t.Errorf("guest %d screenshot: %s, %d bytes", i, resp.Status, len(png))
+		}
+	}
+	e.mustLoco("stop", spec)
+	if left := leftovers(t, cd, "e2e-demo"); len(left) > 0 {
+		t.Errorf("left after loco stop:\n%s", strings.Join(left, "\n"))
 	}
 }

@@ -157,3 +157,29 @@ func TestWriteDiagnosticsShowsSource(t *testing.T) {
 		}
 	}
 }
+
+func TestContainerdRuntime(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "base.qcow2"), nil, 0o644)
+	for _, tc := range []struct {
+		body                     string
+		address, ns, snapshotter string
+	}{
+		{"", DefaultContainerdAddress, DefaultContainerdNamespace, "overlayfs"},
+		{"address = \"/tmp/c.sock\"\n namespace = \"lab-1\"\n snapshotter = \"native\"\n", "/tmp/c.sock", "lab-1", "native"},
+	} {
+		path := filepath.Join(dir, "c.hcl")
+		src := "cluster \"c\" {\n  image {\n    disk = \"base.qcow2\"\n  }\n  runtime \"containerd\" {\n" + tc.body + "}\n}\n"
+		os.WriteFile(path, []byte(src), 0o644)
+		l := NewLoader()
+		l.Environ = []string{}
+		c, diags := l.Load(path)
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		r := c.Runtime
+		if r.Driver != "containerd" || r.Address != tc.address || r.Namespace != tc.ns || r.Snapshotter != tc.snapshotter {
+			t.Errorf("%q: %+v", tc.body, r)
+		}
+	}
+}
