@@ -391,7 +391,10 @@ func hostMounts(pg plan.Guest) []hostMount {
 	out = append(out, hostMount{path: filepath.Clean(pg.Dir), rw: true})
 	var files []string
 	var dirs []string
-	for _, arg := range pg.Args {
+	for i, arg := range pg.Args {
+		if i > 0 && pg.Args[i-1] == "-append" {
+			continue // the guest kernel's command line: its paths are the guest's
+		}
 		for _, piece := range strings.Split(arg, ",") {
 			if i := strings.IndexByte(piece, '='); i >= 0 {
 				piece = piece[i+1:]
@@ -401,6 +404,9 @@ func hostMounts(pg plan.Guest) []hostMount {
 				continue
 			}
 			p := filepath.Clean(piece)
+			if p == "/" || strings.HasPrefix(p, "/dev/") || strings.HasPrefix(p, "/proc/") || strings.HasPrefix(p, "/sys/") {
+				continue // the container has its own
+			}
 			st, err := os.Stat(p)
 			switch {
 			case err != nil:
@@ -451,6 +457,13 @@ func (d *Driver) watch(g *guest, ctr containerd.Container, exitCh <-chan contain
 		d.Log.Warn("lost containerd while watching a guest; reconnecting", "container", g.id, "err", st.Error())
 		for {
 			time.Sleep(250 * time.Millisecond)
+			if !proc.Alive(g.pid) {
+				// QEMU is gone while containerd is away: report it now (a
+				// Stop waits for it); the next Start or Find removes the
+				// container if the cleanup below cannot.
+				reason = "exited while containerd was unreachable"
+				break
+			}
 			task, err := ctr.Task(ctx, nil)
 			if errdefs.IsNotFound(err) {
 				reason = "its containerd task is gone"
@@ -474,7 +487,13 @@ func (d *Driver) watch(g *guest, ctr containerd.Container, exitCh <-chan contain
 			break
 		}
 	}
-	d.cleanup(ctx, ctr)
+	wait := 30 * time.Second
+	if !proc.Alive(g.pid) && ctx.Err() == nil {
+		if _, err := ctr.Info(ctx); err != nil {
+			wait = 2 * time.Second // containerd is away: do not hold the exit back
+		}
+	}
+	d.cleanup(ctx, ctr, wait)
 	g.mu.Lock()
 	g.reason = reason
 	g.mu.Unlock()
@@ -489,8 +508,8 @@ func exitReason(code uint32) string {
 }
 
 // cleanup deletes a stopped task and its container with its snapshot.
-func (d *Driver) cleanup(ctx context.Context, ctr containerd.Container) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+func (d *Driver) cleanup(ctx context.Context, ctr containerd.Container, wait time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	for {
 		err := d.deleteContainer(ctx, ctr)
@@ -516,6 +535,16 @@ func (d *Driver) deleteContainer(ctx context.Context, ctr containerd.Container) 
 	if err := ctr.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return err
 	}
+	return nil
+}
+
+// removeDead deletes the container of a guest whose QEMU died while no
+// loco watched it, so that a stop leaves nothing behind either way.
+func (d *Driver) removeDead(ctx context.Context, ctr containerd.Container) error {
+	if err := d.deleteContainer(ctx, ctr); err != nil {
+		return fmt.Errorf("deleting the container of a guest that had died, %s: %w", ctr.ID(), err)
+	}
+	d.Log.Info("removed the container of a guest that had died", "container", ctr.ID())
 	return nil
 }
 
@@ -585,7 +614,7 @@ func (d *Driver) Find(ctx context.Context, pg plan.Guest) (runtime.Guest, bool, 
 	// and the shim keeps writing the log anyway.
 	task, err := ctr.Task(nctx, nil)
 	if errdefs.IsNotFound(err) {
-		return nil, false, nil
+		return nil, false, d.removeDead(nctx, ctr)
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("loading the task of container %s: %w", id, err)
@@ -593,6 +622,9 @@ func (d *Driver) Find(ctx context.Context, pg plan.Guest) (runtime.Guest, bool, 
 	st, err := task.Status(nctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("reading the status of container %s: %w", id, err)
+	}
+	if st.Status == containerd.Stopped {
+		return nil, false, d.removeDead(nctx, ctr)
 	}
 	if st.Status != containerd.Running {
 		return nil, false, nil
