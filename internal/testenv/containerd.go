@@ -15,6 +15,7 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd"
+	"github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/namespaces"
 	"golang.org/x/sys/unix"
 )
@@ -27,6 +28,9 @@ type Containerd struct {
 	Address string // its gRPC socket
 	cmd     *exec.Cmd
 	t       testing.TB
+	// namespaces seen at cleanup: runc and the cgroup hierarchy keep an
+	// empty directory per namespace, outside Dir.
+	namespaces []string
 }
 
 // StartContainerd starts a private containerd and stops it when the test
@@ -216,6 +220,27 @@ func (c *Containerd) cleanup() {
 	if err := os.RemoveAll(c.Dir); err != nil {
 		t.Logf("removing %s: %v", c.Dir, err)
 	}
+	// Only empty directories go (rmdir), so another containerd's are safe.
+	for _, ns := range c.namespaces {
+		for _, d := range c.NamespaceDirs(ns) {
+			os.Remove(d)
+		}
+	}
+	for _, d := range []string{"/run/containerd/runc", "/run/containerd/s", "/run/containerd"} {
+		os.Remove(d)
+	}
+}
+
+// NamespaceDirs are the directories outside Dir that containers of
+// namespace ns make: runc's state and the namespace's cgroups.
+func (c *Containerd) NamespaceDirs(ns string) []string {
+	dirs := []string{filepath.Join("/run/containerd/runc", ns)}
+	v1, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", ns))
+	dirs = append(dirs, v1...)
+	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", ns)); err == nil {
+		dirs = append(dirs, filepath.Join("/sys/fs/cgroup", ns))
+	}
+	return dirs
 }
 
 // removeAll kills every task and deletes every container and image in every
@@ -231,6 +256,7 @@ func (c *Containerd) removeAll() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	nss, _ := cl.NamespaceService().List(ctx)
+	c.namespaces = nss
 	for _, ns := range nss {
 		nctx := namespaces.WithNamespace(ctx, ns)
 		cs, _ := cl.Containers(nctx)
@@ -245,7 +271,8 @@ func (c *Containerd) removeAll() {
 				}
 				task.Delete(nctx)
 			}
-			if err := ctr.Delete(nctx, containerd.WithSnapshotCleanup); err != nil {
+			// Not found: the driver's own watcher deleted it meanwhile.
+			if err := ctr.Delete(nctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 				c.t.Logf("deleting leftover container %s/%s: %v", ns, ctr.ID(), err)
 			}
 		}
