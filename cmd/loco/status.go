@@ -54,6 +54,9 @@ process runs the cluster. With no argument it shows the only cluster there is.`,
 					Accel   string  `json:"accel"`
 					Uptime  float64 `json:"uptime_seconds"`
 					MAC     string  `json:"mac"`
+					// Container and Image (name@digest): containerd guests.
+					Container string `json:"container,omitempty"`
+					Image     string `json:"image,omitempty"`
 				}
 				res := struct {
 					Cluster     string `json:"cluster"`
@@ -61,10 +64,11 @@ process runs the cluster. With no argument it shows the only cluster there is.`,
 					Accel       string `json:"accel"`
 					AccelReason string `json:"accel_reason"`
 					API         string `json:"api"`
+					Runtime     string `json:"runtime"`
 					Guests      []row  `json:"guests"`
-				}{Cluster: st.Cluster, LocoPID: holder, Accel: st.Plan.Accel, AccelReason: st.Plan.AccelReason, API: st.APIListen}
+				}{Cluster: st.Cluster, LocoPID: holder, Accel: st.Plan.Accel, AccelReason: st.Plan.AccelReason, API: st.APIListen, Runtime: st.Plan.Runtime}
 				for _, gs := range guests {
-					r := row{Name: gs.Name, Running: gs.Running, PID: gs.PID, Accel: st.Plan.Accel, MAC: gs.MAC}
+					r := row{Name: gs.Name, Running: gs.Running, PID: gs.PID, Accel: st.Plan.Accel, MAC: gs.MAC, Container: gs.Container, Image: gs.Image}
 					if gs.Running {
 						r.Uptime = time.Since(gs.Started).Round(time.Second).Seconds()
 					}
@@ -78,8 +82,19 @@ process runs the cluster. With no argument it shows the only cluster there is.`,
 			if holder > 0 {
 				supervisor = fmt.Sprintf("supervised by loco pid %d", holder)
 			}
-			fmt.Fprintf(out, "cluster %s: %s\naccelerator %s: %s\napi http://%s (token in %s)\n\n", st.Cluster, supervisor,
+			fmt.Fprintf(out, "cluster %s: %s\naccelerator %s: %s\napi http://%s (token in %s)\n", st.Cluster, supervisor,
 				st.Plan.Accel, st.Plan.AccelReason, st.APIListen, filepath.Join(dir, "api-token"))
+			if cs := st.Containerd; cs != nil {
+				image := "(no container now)"
+				for _, gs := range guests {
+					if gs.Image != "" {
+						image = gs.Image
+						break
+					}
+				}
+				fmt.Fprintf(out, "runtime containerd: namespace %s at %s\nimage %s\n", cs.Namespace, cs.Address, image)
+			}
+			fmt.Fprintln(out)
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "GUEST\tSTATE\tPID\tACCEL\tUPTIME\tMAC")
 			for _, gs := range guests {

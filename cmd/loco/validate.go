@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/locolan/loco/core/cluster"
 	"github.com/locolan/loco/core/plan"
 	"github.com/locolan/loco/core/pluginhost"
 )
@@ -37,6 +38,9 @@ the exit code is 1 when there is any.`,
 			}
 			if diags.HasErrors() {
 				return exitError{1}
+			}
+			if err := cluster.CheckRuntime(ctx, c); err != nil {
+				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: cluster %q is valid (%d instances, %d plugins)\n", args[0], c.Name, c.Instances, len(c.Plugins))
 			return nil

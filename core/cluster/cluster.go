@@ -25,7 +25,6 @@ import (
 	"github.com/locolan/loco/core/pluginhost"
 	"github.com/locolan/loco/core/qemu"
 	"github.com/locolan/loco/core/runtime"
-	"github.com/locolan/loco/core/runtime/process"
 	"github.com/locolan/loco/core/spec"
 	"github.com/locolan/loco/core/supervise"
 	"github.com/locolan/loco/sdk"
@@ -51,7 +50,9 @@ type State struct {
 	Plan      *plan.Plan `json:"plan"`
 	// StopGrace is the spec's runtime stop_grace, for stops without a loco.
 	StopGrace time.Duration `json:"stop_grace"`
-	Updated   time.Time     `json:"updated"`
+	// Containerd is set when the guests are containerd tasks.
+	Containerd *ContainerdState `json:"containerd,omitempty"`
+	Updated    time.Time        `json:"updated"`
 }
 
 // Cluster is a cluster this process owns.
@@ -90,6 +91,9 @@ func Open(c *spec.Cluster, opts Options) (*Cluster, error) {
 	if st, err := ReadState(dir); err == nil && st.Cluster != c.Name {
 		return nil, fmt.Errorf("state directory %s belongs to cluster %q, not %q: give this cluster its own state_dir", dir, st.Cluster, c.Name)
 	}
+	if err := CheckRuntime(context.Background(), c); err != nil {
+		return nil, err
+	}
 	lock, err := os.OpenFile(filepath.Join(dir, "loco.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening the lock of %s: %w", dir, err)
@@ -101,7 +105,7 @@ func Open(c *spec.Cluster, opts Options) (*Cluster, error) {
 	}
 	lock.Truncate(0)
 	lock.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	cl := &Cluster{Spec: c, StateDir: dir, log: opts.Log, opts: opts, lock: lock, rt: process.New(opts.Log)}
+	cl := &Cluster{Spec: c, StateDir: dir, log: opts.Log, opts: opts, lock: lock, rt: newRuntime(opts.Log, c.Name, containerdState(c))}
 	if cl.Token, err = token(c, dir); err != nil {
 		cl.Close()
 		return nil, err
@@ -234,7 +238,8 @@ func (cl *Cluster) writeState() error {
 	if listen == "" {
 		listen = cl.Spec.API.Listen
 	}
-	st := State{Cluster: cl.Spec.Name, SpecFile: cl.Spec.File, LocoPID: os.Getpid(), APIListen: listen, Plan: cl.plan, StopGrace: cl.Spec.Runtime.StopGrace, Updated: time.Now()}
+	st := State{Cluster: cl.Spec.Name, SpecFile: cl.Spec.File, LocoPID: os.Getpid(), APIListen: listen, Plan: cl.plan, StopGrace: cl.Spec.Runtime.StopGrace,
+		Containerd: containerdState(cl.Spec), Updated: time.Now()}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err

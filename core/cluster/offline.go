@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/locolan/loco/core/plan"
+	"github.com/locolan/loco/core/runtime/containerd"
 	"github.com/locolan/loco/core/runtime/process"
 	"github.com/locolan/loco/core/spec"
 )
@@ -56,6 +57,9 @@ type GuestState struct {
 	PID     int
 	Started time.Time
 	Running bool
+	// Container and Image (name@digest) are set for containerd guests.
+	Container string
+	Image     string
 }
 
 // Inspect reads a cluster's state directory without touching its guests.
@@ -68,6 +72,20 @@ func Inspect(dir string) (*State, []GuestState, error) {
 		return nil, nil, err
 	}
 	var gs []GuestState
+	if cs := st.Containerd; cs != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		d := containerd.New(slog.New(slog.DiscardHandler), containerd.Config{Address: cs.Address, Namespace: cs.Namespace, Snapshotter: cs.Snapshotter, Cluster: st.Cluster})
+		defer d.Close()
+		for _, g := range st.Plan.Guests {
+			s, err := d.Status(ctx, g)
+			if err != nil {
+				return st, nil, fmt.Errorf("asking containerd about guest %s: %w", g.Name, err)
+			}
+			gs = append(gs, GuestState{Guest: g, PID: s.PID, Started: s.Started, Running: s.Running, Container: s.Container, Image: s.Image})
+		}
+		return st, gs, nil
+	}
 	for _, g := range st.Plan.Guests {
 		pid, started, running := process.Status(g)
 		gs = append(gs, GuestState{Guest: g, PID: pid, Started: started, Running: running})
@@ -104,7 +122,7 @@ func Stop(ctx context.Context, log *slog.Logger, dir string, grace time.Duration
 			}
 		}
 	}
-	rt := process.New(log)
+	rt := newRuntime(log, st.Cluster, st.Containerd)
 	var wg sync.WaitGroup
 	errs := make([]error, len(st.Plan.Guests))
 	for i, g := range st.Plan.Guests {

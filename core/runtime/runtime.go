@@ -1,6 +1,6 @@
 // Package runtime defines how a planned guest is realised: started, found
-// again after loco restarts, stopped, destroyed. Drivers (process today;
-// containerd and Kubernetes later) implement Runtime.
+// again after loco restarts, stopped, destroyed. Drivers (process and
+// containerd; Kubernetes later) implement Runtime.
 package runtime
 
 import (

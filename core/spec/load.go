@@ -51,6 +51,7 @@ var (
 	DiskInterfaces = qemu.DiskInterfaces
 	Accelerators   = []string{"auto", qemu.AccelKVM, qemu.AccelTCG}
 	Runtimes       = []string{"process", "containerd", "kubernetes"}
+	namespaceRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,75}$`)
 	pluginKinds    = []string{"network", "stream", "input"}
 )
 
@@ -315,6 +316,9 @@ type runtimeBlock struct {
 	Driver       string   `hcl:"driver,label"`
 	StopGrace    *string  `hcl:"stop_grace,optional"`
 	RestartLimit *int     `hcl:"restart_limit,optional"`
+	Address      *string  `hcl:"address,optional"`
+	Namespace    *string  `hcl:"namespace,optional"`
+	Snapshotter  *string  `hcl:"snapshotter,optional"`
 	Body         hcl.Body `hcl:",body"`
 }
 
@@ -440,7 +444,32 @@ func decodeCluster(block *hcl.Block, ctx *hcl.EvalContext, dir string) (*Cluster
 	if rb := cb.Runtime; rb != nil {
 		switch rb.Driver {
 		case "process":
-		case "containerd", "kubernetes":
+			for _, a := range []struct {
+				attr string
+				v    *string
+			}{{"address", rb.Address}, {"namespace", rb.Namespace}, {"snapshotter", rb.Snapshotter}} {
+				if attr := a.attr; a.v != nil {
+					errAt(rb.Body, attr, "Attribute of another runtime", fmt.Sprintf("%s is an attribute of runtime \"containerd\"; the process runtime has none.", attr))
+				}
+			}
+		case "containerd":
+			c.Runtime.Address, c.Runtime.Namespace, c.Runtime.Snapshotter = DefaultContainerdAddress, DefaultContainerdNamespace, "overlayfs"
+			if rb.Address != nil {
+				if !filepath.IsAbs(*rb.Address) {
+					errAt(rb.Body, "address", "Invalid containerd address", fmt.Sprintf("address = %q: give the absolute path of containerd's socket, such as %q.", *rb.Address, DefaultContainerdAddress))
+				}
+				c.Runtime.Address = *rb.Address
+			}
+			if rb.Namespace != nil {
+				if !namespaceRE.MatchString(*rb.Namespace) {
+					errAt(rb.Body, "namespace", "Invalid containerd namespace", fmt.Sprintf("namespace = %q: letters, digits, '.', '_' and '-', starting with a letter or digit.", *rb.Namespace))
+				}
+				c.Runtime.Namespace = *rb.Namespace
+			}
+			if rb.Snapshotter != nil {
+				c.Runtime.Snapshotter = *rb.Snapshotter
+			}
+		case "kubernetes":
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Runtime not supported yet",
 				Detail: fmt.Sprintf("runtime %q is planned but not built yet; use runtime \"process\".", rb.Driver), Subject: attrRange(rb.Body, "", block.DefRange)})
 		default:

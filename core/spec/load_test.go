@@ -93,6 +93,9 @@ func TestErrors(t *testing.T) {
 		{"memory below image minimum", "cluster \"c\" {\n  image {\n    disk = \"base.qcow2\"\n    min_memory = 96\n  }\n  guest {\n    memory = 64\n  }\n}\n", nil, "bad.hcl:7:5", "needs at least 96 MiB"},
 		{"missing base image", "cluster \"c\" {\n  image {\n    disk = \"nope.qcow2\"\n  }\n}\n", nil, "bad.hcl:3:5", "Image file not found"},
 		{"runtime not built", head + "  runtime \"kubernetes\" {}\n}\n", nil, "bad.hcl:5:", "not built yet"},
+		{"containerd attribute on process", head + "  runtime \"process\" {\n    namespace = \"x\"\n  }\n}\n", nil, "bad.hcl:6:5", "attribute of runtime \"containerd\""},
+		{"relative containerd address", head + "  runtime \"containerd\" {\n    address = \"c.sock\"\n  }\n}\n", nil, "bad.hcl:6:5", "absolute path"},
+		{"bad containerd namespace", head + "  runtime \"containerd\" {\n    namespace = \"a b\"\n  }\n}\n", nil, "bad.hcl:6:5", "Invalid containerd namespace"},
 		{"unknown runtime", head + "  runtime \"docker\" {}\n}\n", nil, "bad.hcl:5:", "Unknown runtime"},
 		{"instance out of range", head + "  instances = 2\n  instance \"5\" {\n    memory = 256\n  }\n}\n", nil, "bad.hcl:6:", "index from 0 to 1"},
 		{"two network blocks", head + "  network \"a\" {}\n  network \"b\" {}\n}\n", nil, "bad.hcl:6:3", "More than one network block"},
@@ -151,6 +154,32 @@ func TestWriteDiagnosticsShowsSource(t *testing.T) {
 	for _, want := range []string{p + ":2:3: error: Unsupported argument", "   2 |   bogus = 1", "|   ^"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestContainerdRuntime(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "base.qcow2"), nil, 0o644)
+	for _, tc := range []struct {
+		body                     string
+		address, ns, snapshotter string
+	}{
+		{"", DefaultContainerdAddress, DefaultContainerdNamespace, "overlayfs"},
+		{"address = \"/tmp/c.sock\"\n namespace = \"lab-1\"\n snapshotter = \"native\"\n", "/tmp/c.sock", "lab-1", "native"},
+	} {
+		path := filepath.Join(dir, "c.hcl")
+		src := "cluster \"c\" {\n  image {\n    disk = \"base.qcow2\"\n  }\n  runtime \"containerd\" {\n" + tc.body + "}\n}\n"
+		os.WriteFile(path, []byte(src), 0o644)
+		l := NewLoader()
+		l.Environ = []string{}
+		c, diags := l.Load(path)
+		if diags.HasErrors() {
+			t.Fatal(diags)
+		}
+		r := c.Runtime
+		if r.Driver != "containerd" || r.Address != tc.address || r.Namespace != tc.ns || r.Snapshotter != tc.snapshotter {
+			t.Errorf("%q: %+v", tc.body, r)
 		}
 	}
 }

@@ -91,13 +91,25 @@ func (g Guest) merge(o Guest) Guest {
 
 // Runtime says how guests run.
 type Runtime struct {
-	Driver string // "process"
+	Driver string // "process" or "containerd"
 	// StopGrace is how long a guest gets to power down before it is quit.
 	StopGrace time.Duration
 	// RestartLimit is how many restarts in a row the supervisor tries
 	// before it gives a guest up; 0 means never give up.
 	RestartLimit int
+	// Address, Namespace and Snapshotter are runtime "containerd"'s: its
+	// socket, the containerd namespace the guests' containers live in, and
+	// the snapshotter their root filesystems come from.
+	Address     string
+	Namespace   string
+	Snapshotter string
 }
+
+// Defaults of runtime "containerd".
+const (
+	DefaultContainerdAddress   = "/run/containerd/containerd.sock"
+	DefaultContainerdNamespace = "loco"
+)
 
 // PluginUse is a plugin block (`network "socket" { ... }`): the plugin's own
 // body stays undecoded until the plugin host knows its schema.
