@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	containerd "github.com/containerd/containerd"
 	"github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/namespaces"
@@ -340,8 +341,8 @@ func TestContainerdDemo(t *testing.T) {
 	}
 	var streams []streamStat
 	apiGet(t, base, tok, "/api/streams", &streams)
-	if len(streams) != 3 {
-		t.Errorf("the stream plugin has %d guests, want 3: %+v", len(streams), streams)
+	if len(thumbs(streams)) != 3 {
+		t.Errorf("the stream plugin has %d guests, want 3: %+v", len(thumbs(streams)), streams)
 	}
 	// The plugins reach the guests' sockets inside the containers: the
 	// VNC server the stream plugin encodes from (it connects once a viewer
@@ -370,6 +371,13 @@ func TestContainerdDemo(t *testing.T) {
 			t.Errorf("guest %d screenshot: %s, %d bytes", i, resp.Status, len(png))
 		}
 	}
+	// The dashboard plays every guest from inside its container.
+	ctx := startChromium(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/?token="+tok)); err != nil {
+		t.Fatal(err)
+	}
+	pageWait(t, ctx, "three live tiles", fmt.Sprintf(allLive, 3), 2*time.Minute)
+	chromedp.Cancel(ctx)
 	e.mustLoco("stop", spec)
 	if left := leftovers(t, cd, "e2e-demo"); len(left) > 0 {
 		t.Errorf("left after loco stop:\n%s", strings.Join(left, "\n"))
