@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"sync"
 	"testing"
 	"time"
 )
@@ -193,7 +194,12 @@ func silentListener(t *testing.T, greeting string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conns := make(chan net.Conn, 16)
+	// The accept loop can outlive the test by an instant: it must never
+	// hand a connection to a cleanup that already ran (a send on a closed
+	// channel panicked here under load).
+	var mu sync.Mutex
+	var conns []net.Conn
+	closed := false
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -203,15 +209,23 @@ func silentListener(t *testing.T, greeting string) string {
 			if greeting != "" {
 				c.Write([]byte(greeting + "\n"))
 			}
-			conns <- c
+			mu.Lock()
+			if closed {
+				c.Close()
+			} else {
+				conns = append(conns, c)
+			}
+			mu.Unlock()
 		}
 	}()
 	t.Cleanup(func() {
 		l.Close()
-		close(conns)
-		for c := range conns {
+		mu.Lock()
+		closed = true
+		for _, c := range conns {
 			c.Close()
 		}
+		mu.Unlock()
 	})
 	return path
 }
