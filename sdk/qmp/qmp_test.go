@@ -8,8 +8,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"syscall"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
