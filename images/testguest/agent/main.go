@@ -32,6 +32,8 @@ func main() {
 	// line scrolled a full screen, which vesafb repaints in software (~90
 	// ms of guest CPU under TCG per key event, and the markers erased).
 	go watchInputs("/dev/input", time.Second, openConsoles(consolePaths[:1]))
+	// Clock steps too: a restored guest's screen must look as it was saved.
+	go syncClock("/dev/rtc0", openConsoles(consolePaths[:1]))
 
 	a := newAgent(defaultEnv())
 	serveControl(controlPath, a, out)

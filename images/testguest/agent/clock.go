@@ -1,0 +1,112 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// A guest restored from a snapshot (loco run --from), or paused for one to
+// be saved, has a system clock that stood still meanwhile: Linux counts
+// time with ticks that froze with the VM and reads the CMOS clock only at
+// boot. QEMU's CMOS clock (-rtc clock=host, its default) follows the host's
+// wall clock even across a restore, because it stores its time as an offset
+// from the host clock. So the agent compares the two on every tick of the
+// RTC's seconds and steps the system clock to the RTC when they are more
+// than a second apart. The RTC tick (update interrupt) is the instant its
+// seconds turn over, so the step is accurate to the interrupt's latency.
+
+const (
+	rtcUIEOn  = 0x7003     // RTC_UIE_ON: interrupt on every seconds update
+	rtcRdTime = 0x80247009 // RTC_RD_TIME: struct rtc_time, 9 ints
+	// clockTolerance is how far the system clock may be from the RTC before
+	// it is stepped; the RTC has whole seconds only.
+	clockTolerance = 1500 * time.Millisecond
+)
+
+type rtcTime struct {
+	Sec, Min, Hour, Mday, Mon, Year, Wday, Yday, Isdst int32
+}
+
+// clockState is what the clock command reports.
+type clockState struct {
+	mu       sync.Mutex
+	steps    int
+	lastStep time.Duration
+	source   string // "rtc-uie", "rtc-poll" or the error that stopped syncing
+}
+
+var clock = &clockState{source: "starting"}
+
+func (c *clockState) report() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return fmt.Sprintf("unix_ms=%d steps=%d last_step_ms=%d source=%s", time.Now().UnixMilli(), c.steps, c.lastStep.Milliseconds(), c.source)
+}
+
+func (c *clockState) set(source string) { c.mu.Lock(); c.source = source; c.mu.Unlock() }
+
+// syncClock keeps the system clock on the RTC until the RTC fails.
+func syncClock(path string, out printer) {
+	f, err := os.Open(path)
+	if err != nil {
+		clock.set("none")
+		out.Printf("LOCO-ERROR clock: %v; the clock is not kept in step after a restore", err)
+		return
+	}
+	defer f.Close()
+	fd := f.Fd()
+	uie := true
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, rtcUIEOn, 0); e != 0 {
+		uie = false // some RTCs have no update interrupt: poll instead
+	}
+	if uie {
+		clock.set("rtc-uie")
+	} else {
+		clock.set("rtc-poll")
+	}
+	var last int32 = -1
+	buf := make([]byte, 8)
+	for {
+		if uie {
+			// Blocks until the seconds turn over.
+			if _, err := f.Read(buf); err != nil {
+				clock.set("error")
+				out.Printf("LOCO-ERROR clock: reading %s: %v", path, err)
+				return
+			}
+		} else {
+			time.Sleep(100 * time.Millisecond)
+		}
+		var rt rtcTime
+		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, rtcRdTime, uintptr(unsafe.Pointer(&rt))); e != 0 {
+			clock.set("error")
+			out.Printf("LOCO-ERROR clock: RTC_RD_TIME: %v", e)
+			return
+		}
+		if !uie && rt.Sec == last {
+			continue // polling: wait for the edge
+		}
+		last = rt.Sec
+		rtc := time.Date(int(rt.Year)+1900, time.Month(rt.Mon+1), int(rt.Mday), int(rt.Hour), int(rt.Min), int(rt.Sec), 0, time.UTC)
+		off := rtc.Sub(time.Now())
+		if off > -clockTolerance && off < clockTolerance {
+			continue
+		}
+		tv := syscall.NsecToTimeval(rtc.UnixNano())
+		if err := syscall.Settimeofday(&tv); err != nil {
+			out.Printf("LOCO-ERROR clock: settimeofday: %v", err)
+			continue
+		}
+		clock.mu.Lock()
+		clock.steps++
+		clock.lastStep = off
+		clock.mu.Unlock()
+		out.Printf("LOCO-CLOCK stepped %+.3fs to the RTC", off.Seconds())
+	}
+}
