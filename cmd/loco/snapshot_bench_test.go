@@ -143,4 +143,3 @@ func overlayBytes(b *testing.B, e *e2e, n int) (total int64) {
 	}
 	return total
 }
-
