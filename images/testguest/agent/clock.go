@@ -16,14 +16,15 @@ import (
 // time with ticks that froze with the VM and reads the CMOS clock only at
 // boot. QEMU's CMOS clock (-rtc clock=host, its default) follows the host's
 // wall clock even across a restore, because it stores its time as an offset
-// from the host clock. So the agent compares the two on every tick of the
-// RTC's seconds and steps the system clock to the RTC when they are more
-// than a second apart. The RTC tick (update interrupt) is the instant its
-// seconds turn over, so the step is accurate to the interrupt's latency.
+// from the host clock. So the agent reads the RTC five times a second and,
+// each time its seconds turn over, steps the system clock to it when the
+// two are more than 1.5 s apart. (A first version waited for the RTC's
+// update interrupt instead of polling; no restored guest ever stepped its
+// clock with it under TCG, so polling it is: a few port reads a second.)
 
 const (
-	rtcUIEOn  = 0x7003     // RTC_UIE_ON: interrupt on every seconds update
 	rtcRdTime = 0x80247009 // RTC_RD_TIME: struct rtc_time, 9 ints
+	rtcPoll   = 200 * time.Millisecond
 	// clockTolerance is how far the system clock may be from the RTC before
 	// it is stepped; the RTC has whole seconds only.
 	clockTolerance = 1500 * time.Millisecond
@@ -38,7 +39,7 @@ type clockState struct {
 	mu       sync.Mutex
 	steps    int
 	lastStep time.Duration
-	source   string // "rtc-uie", "rtc-poll" or the error that stopped syncing
+	source   string // "rtc", "none" or "error"
 }
 
 var clock = &clockState{source: "starting"}
@@ -61,39 +62,26 @@ func syncClock(path string, out printer) {
 	}
 	defer f.Close()
 	fd := f.Fd()
-	uie := true
-	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, rtcUIEOn, 0); e != 0 {
-		uie = false // some RTCs have no update interrupt: poll instead
-	}
-	if uie {
-		clock.set("rtc-uie")
-	} else {
-		clock.set("rtc-poll")
-	}
+	clock.set("rtc")
 	var last int32 = -1
-	buf := make([]byte, 8)
 	for {
-		if uie {
-			// Blocks until the seconds turn over.
-			if _, err := f.Read(buf); err != nil {
-				clock.set("error")
-				out.Printf("LOCO-ERROR clock: reading %s: %v", path, err)
-				return
-			}
-		} else {
-			time.Sleep(100 * time.Millisecond)
-		}
+		time.Sleep(rtcPoll)
 		var rt rtcTime
 		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, rtcRdTime, uintptr(unsafe.Pointer(&rt))); e != 0 {
 			clock.set("error")
 			out.Printf("LOCO-ERROR clock: RTC_RD_TIME: %v", e)
 			return
 		}
-		if !uie && rt.Sec == last {
-			continue // polling: wait for the edge
+		if rt.Sec == last {
+			continue // wait for the seconds to turn over
 		}
+		first := last < 0
 		last = rt.Sec
-		rtc := time.Date(int(rt.Year)+1900, time.Month(rt.Mon+1), int(rt.Mday), int(rt.Hour), int(rt.Min), int(rt.Sec), 0, time.UTC)
+		if first {
+			continue // the first reading may be anywhere in its second
+		}
+		// The seconds turned over within the last poll: half of it ago.
+		rtc := time.Date(int(rt.Year)+1900, time.Month(rt.Mon+1), int(rt.Mday), int(rt.Hour), int(rt.Min), int(rt.Sec), 0, time.UTC).Add(rtcPoll / 2)
 		off := rtc.Sub(time.Now())
 		if off > -clockTolerance && off < clockTolerance {
 			continue
