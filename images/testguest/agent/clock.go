@@ -95,6 +95,10 @@ func syncClock(path string, out printer) {
 		clock.steps++
 		clock.lastStep = off
 		clock.mu.Unlock()
+		// A jump forward this large is the machine having been stopped
+		// (a restore, or a save's pause), which can leave the serial
+		// console stuck.
+		reopenConsoles()
 		out.Printf("LOCO-CLOCK stepped %+.3fs to the RTC", off.Seconds())
 	}
 }

@@ -42,12 +42,27 @@ func main() {
 // consoles writes whole lines to every console that could be opened.
 type consoles struct {
 	mu    sync.Mutex
+	paths []string
 	files []*os.File
 }
 
+// allConsoles are every consoles the agent opened, for reopenConsoles.
+var allConsoles struct {
+	mu   sync.Mutex
+	list []*consoles
+}
+
 func openConsoles(paths []string) *consoles {
-	c := &consoles{}
-	for _, p := range paths {
+	c := &consoles{paths: paths}
+	c.open()
+	allConsoles.mu.Lock()
+	allConsoles.list = append(allConsoles.list, c)
+	allConsoles.mu.Unlock()
+	return c
+}
+
+func (c *consoles) open() {
+	for _, p := range c.paths {
 		// O_NOCTTY: the agent must not acquire a controlling terminal,
 		// or a hangup on that console would kill it.
 		f, err := os.OpenFile(p, os.O_WRONLY|noctty, 0)
@@ -56,7 +71,31 @@ func openConsoles(paths []string) *consoles {
 		}
 		c.files = append(c.files, f)
 	}
-	return c
+}
+
+// reopenConsoles closes every console the agent holds and opens them again.
+// After a restore from a snapshot the first serial port's transmitter can
+// be stuck: the guest's driver waits for a "transmitter empty" interrupt
+// that the restored machine never raises, so every line written from then
+// on stays in the kernel's buffer. The last close of a serial tty shuts the
+// port down and the next open starts it afresh, interrupts and all; nobody
+// else keeps /dev/ttyS0 open (the kernel's console writes by polling).
+func reopenConsoles() {
+	allConsoles.mu.Lock()
+	defer allConsoles.mu.Unlock()
+	for _, c := range allConsoles.list {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+	}
+	for _, c := range allConsoles.list {
+		for _, f := range c.files {
+			f.Close()
+		}
+		c.files = nil
+	}
+	for _, c := range allConsoles.list {
+		c.open()
+	}
 }
 
 // Printf writes one line; each console gets it in a single write call so
