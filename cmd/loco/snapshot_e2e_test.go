@@ -210,6 +210,8 @@ func TestSnapshotWarmStart(t *testing.T) {
 		t.Errorf("the snapshot did not survive loco stop: before\n%s\nafter\n%s", list, list2)
 	}
 
+	// Long enough for a restored guest's clock to be visibly wrong.
+	time.Sleep(6 * time.Second)
 	start := time.Now()
 	out = e.mustLoco("run", "--detach", "--from", "lan", spec)
 	runTook := time.Since(start)
