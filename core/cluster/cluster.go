@@ -183,7 +183,7 @@ func (cl *Cluster) Up(ctx context.Context) (hcl.Diagnostics, error) {
 			// A guest that already runs (loco was restarted, the guests
 			// were not) is reattached as it is, never replaced.
 			if _, found, err := cl.rt.Find(ctx, ch.guest); err == nil && found {
-				cl.starts[i].Why = "it is already running; reattached as it is"
+				cl.starts[i].Reattached = true
 				continue
 			}
 			r.prestart(ctx, ch.guest, &cl.starts[i])
@@ -198,9 +198,12 @@ func (cl *Cluster) Up(ctx context.Context) (hcl.Diagnostics, error) {
 		return diags, err
 	}
 	for _, s := range cl.starts {
-		if s.Restored {
+		switch {
+		case s.Restored:
 			cl.log.Info("guest restored", "guest", s.Guest, "snapshot", s.From, "took", s.Took)
-		} else {
+		case s.Reattached:
+			cl.log.Info("guest already running; not restored", "guest", s.Guest, "snapshot", s.From)
+		default:
 			cl.log.Info("guest booted cold instead of restoring", "guest", s.Guest, "snapshot", s.From, "why", s.Why)
 		}
 	}

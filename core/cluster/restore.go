@@ -24,6 +24,8 @@ type StartReport struct {
 	// From is the snapshot asked for.
 	From     string `json:"from"`
 	Restored bool   `json:"restored"`
+	// Reattached: the guest was already running and was left as it is.
+	Reattached bool `json:"reattached,omitempty"`
 	// Took is from starting QEMU to its QMP answering, for a restore: by
 	// then the state is loaded and the guest runs.
 	Took time.Duration `json:"took_ns"`
@@ -34,6 +36,9 @@ type StartReport struct {
 func (r StartReport) String() string {
 	if r.Restored {
 		return fmt.Sprintf("guest %s: restored from snapshot %q in %.2f s", r.Guest, r.From, r.Took.Seconds())
+	}
+	if r.Reattached {
+		return fmt.Sprintf("guest %s: already running; reattached as it is, not restored", r.Guest)
 	}
 	return fmt.Sprintf("guest %s: cold boot: %s", r.Guest, r.Why)
 }
