@@ -295,6 +295,21 @@ func TestSnapshotWarmStart(t *testing.T) {
 			t.Errorf("guest %d printed LOCO-READY %d times: it booted instead of being restored", i, c)
 		}
 	}
+	// A second snapshot of the running guests, deleted over QMP while they
+	// run; the first one stays.
+	e.mustLoco("snapshot", "save", spec, "--name", "tmp")
+	if out := e.mustLoco("snapshot", "delete", spec, "tmp"); !strings.Contains(out, `snapshot "tmp" deleted`) {
+		t.Errorf("delete: %s", out)
+	}
+	if list := e.mustLoco("snapshot", "list", spec); strings.Contains(list, "tmp") || !strings.Contains(list, "lan ") {
+		t.Errorf("list after deleting tmp:\n%s", list)
+	}
+	for i := 0; i < n; i++ {
+		out, err := exec.Command("qemu-img", "snapshot", "-U", "-l", filepath.Join(e.guestDir("warm", i), "disk.qcow2")).CombinedOutput()
+		if err != nil || strings.Contains(string(out), "tmp") || !strings.Contains(string(out), "lan") {
+			t.Errorf("guest %d overlay after deleting tmp: %v\n%s", i, err, out)
+		}
+	}
 	e.mustLoco("stop", "--grace", "0s", spec)
 
 	// Refused: another hardware profile.

@@ -2,8 +2,11 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -212,5 +215,40 @@ func TestProfileDiff(t *testing.T) {
 	}
 	if d := profileDiff([]string{"-device e1000"}, []string{"-device pcnet", "-usb"}); d != "then -device e1000; now -device pcnet -usb" {
 		t.Errorf("diff: %q", d)
+	}
+}
+
+// TestListAndDeleteSnapshot: delete removes the state from every stopped
+// guest's overlay (qemu-img) and the record; list counts only states that
+// are still there with memory.
+func TestListAndDeleteSnapshot(t *testing.T) {
+	ctx := context.Background()
+	f := newRestoreFixture(t, 96)
+	b, _ := json.Marshal(State{Cluster: "r", Plan: f.p})
+	os.WriteFile(filepath.Join(f.p.StateDir, "state.json"), b, 0o600)
+	f.record(t, "s")
+	for _, g := range f.p.Guests {
+		if out, err := exec.Command("qemu-img", "snapshot", "-c", "s", g.Overlay).CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+	}
+	list, err := ListSnapshots(ctx, f.p.StateDir)
+	if err != nil || len(list) != 1 || list[0].Name != "s" || len(list[0].Guests) != 2 || list[0].Present != 0 || list[0].Base != f.base {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := DeleteSnapshot(ctx, log, f.p.StateDir, "s"); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range f.p.Guests {
+		if s, _ := qemu.ImageSnapshots(ctx, "", g.Overlay); len(s) != 0 {
+			t.Errorf("%s still holds %+v", g.Name, s)
+		}
+	}
+	if list, _ := ListSnapshots(ctx, f.p.StateDir); len(list) != 0 {
+		t.Errorf("after delete: %+v", list)
+	}
+	if err := DeleteSnapshot(ctx, log, f.p.StateDir, "s"); !errors.Is(err, ErrNoSnapshot) {
+		t.Errorf("deleting it again: %v", err)
 	}
 }
