@@ -1,5 +1,6 @@
 // Package qemu builds QEMU command lines, per-guest disk overlays and MAC
-// addresses, probes the accelerator and talks QMP.
+// addresses, probes the accelerator, talks QMP and saves and lists
+// snapshots.
 //
 // The package deliberately knows nothing about loco's spec types: it takes
 // its own plain structs so the planner can call it as pure functions and the
