@@ -2,6 +2,8 @@
 // directory (a lock and a state file), chooses the accelerator, starts the
 // plugins, plans, and hands the guests to the supervisor. The state file lets
 // `loco status`, `loco stop` and `loco logs` work without a running loco.
+// It also saves, lists and deletes snapshots of a cluster's guests and
+// starts guests from them (snapshot.go, restore.go).
 package cluster
 
 import (
