@@ -301,12 +301,12 @@ func TestSnapshotWarmStart(t *testing.T) {
 	if out := e.mustLoco("snapshot", "delete", spec, "tmp"); !strings.Contains(out, `snapshot "tmp" deleted`) {
 		t.Errorf("delete: %s", out)
 	}
-	if list := e.mustLoco("snapshot", "list", spec); strings.Contains(list, "tmp") || !strings.Contains(list, "lan ") {
+	if list := e.mustLoco("snapshot", "list", spec); regexp.MustCompile(`(?m)^tmp\s`).MatchString(list) || !regexp.MustCompile(`(?m)^lan\s`).MatchString(list) {
 		t.Errorf("list after deleting tmp:\n%s", list)
 	}
 	for i := 0; i < n; i++ {
 		out, err := exec.Command("qemu-img", "snapshot", "-U", "-l", filepath.Join(e.guestDir("warm", i), "disk.qcow2")).CombinedOutput()
-		if err != nil || strings.Contains(string(out), "tmp") || !strings.Contains(string(out), "lan") {
+		if err != nil || regexp.MustCompile(`\stmp\s`).Match(out) || !regexp.MustCompile(`\slan\s`).Match(out) {
 			t.Errorf("guest %d overlay after deleting tmp: %v\n%s", i, err, out)
 		}
 	}
