@@ -22,16 +22,18 @@ import (
 	"github.com/locolan/loco/core/api"
 	"github.com/locolan/loco/core/cluster"
 	"github.com/locolan/loco/core/plan"
+	"github.com/locolan/loco/core/qemu"
 	"github.com/locolan/loco/core/supervise"
 )
 
 func moreCommands(g *globals) []*cobra.Command {
-	return []*cobra.Command{newRunCmd(g), newStatusCmd(g), newStopCmd(g), newLogsCmd(g), newPlanCmd(g), newMCPCmd(g), newLANCmd(g)}
+	return []*cobra.Command{newRunCmd(g), newStatusCmd(g), newStopCmd(g), newLogsCmd(g), newPlanCmd(g), newMCPCmd(g), newLANCmd(g), newSnapshotCmd(g)}
 }
 
 func newRunCmd(g *globals) *cobra.Command {
 	var sf specFlags
 	var detach, daemon bool
+	var from string
 	cmd := &cobra.Command{
 		Use:   "run FILE",
 		Short: "Boot the cluster and keep it running",
@@ -42,13 +44,19 @@ Ctrl-C powers them down (ACPI, then quit after the runtime's stop_grace) and
 keeps their disks. With --detach, loco keeps running in the background and
 returns once every guest has started; stop it with 'loco stop'.
 
+With --from NAME every guest starts from snapshot NAME (loco snapshot save)
+instead of booting, in well under a second; the spec's start_from does the
+same per guest. A guest without a usable state in it boots cold, and run
+says which guest did what. A snapshot saved against another base image or
+hardware profile is refused and nothing starts.
+
 The API listens on the spec's api.listen (default 127.0.0.1:7780) and wants
 the bearer token printed at start (also in <state_dir>/api-token).`,
-		Example: "  loco run configs/demo.hcl\n  loco run --detach --var guests=9 configs/demo.hcl",
+		Example: "  loco run configs/demo.hcl\n  loco run --detach --var guests=9 configs/demo.hcl\n  loco run --from lobby configs/demo.hcl",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if detach && !daemon {
-				return runDetached(cmd, args[0], sf.vars)
+				return runDetached(cmd, args[0], sf.vars, from)
 			}
 			c, l, err := sf.load(cmd.ErrOrStderr(), args[0])
 			if err != nil {
@@ -71,7 +79,12 @@ the bearer token printed at start (also in <state_dir>/api-token).`,
 				log = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
 				fmt.Fprintf(cmd.ErrOrStderr(), "logs: %s\n", f.Name())
 			}
-			cl, err := cluster.Open(c, cluster.Options{Log: log})
+			if from != "" {
+				if err := qemu.CheckSnapshotName(from); err != nil {
+					return fmt.Errorf("--from: %w", err)
+				}
+			}
+			cl, err := cluster.Open(c, cluster.Options{Log: log, From: from})
 			if err != nil {
 				return err
 			}
@@ -106,6 +119,9 @@ the bearer token printed at start (also in <state_dir>/api-token).`,
 			if _, ok := c.Plugin("stream"); ok {
 				header += fmt.Sprintf("dashboard: http://%s/?token=%s\n", addr, cl.Token)
 			}
+			for _, r := range cl.StartReports() {
+				header += r.String() + "\n"
+			}
 			fmt.Fprint(cmd.OutOrStdout(), header)
 			if daemon {
 				fmt.Fprintln(cmd.OutOrStdout(), "ready")
@@ -124,6 +140,7 @@ the bearer token printed at start (also in <state_dir>/api-token).`,
 	}
 	sf.register(cmd)
 	cmd.Flags().BoolVar(&detach, "detach", false, "keep running in the background; return once every guest has started")
+	cmd.Flags().StringVar(&from, "from", "", "start every guest from this snapshot instead of booting it (see loco snapshot)")
 	cmd.Flags().BoolVar(&daemon, "daemon", false, "internal: the background process of --detach")
 	cmd.Flags().MarkHidden("daemon")
 	return cmd
@@ -183,7 +200,7 @@ func guestTable(cl *cluster.Cluster, uptime bool) string {
 
 // runDetached starts `loco run --daemon` in its own session, logging to the
 // state directory, and returns when it says ready (or fails with its log).
-func runDetached(cmd *cobra.Command, file string, vars []string) error {
+func runDetached(cmd *cobra.Command, file string, vars []string, from string) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -191,6 +208,9 @@ func runDetached(cmd *cobra.Command, file string, vars []string) error {
 	args := []string{"run", "--daemon", "--detach"}
 	for _, v := range vars {
 		args = append(args, "--var", v)
+	}
+	if from != "" {
+		args = append(args, "--from", from)
 	}
 	args = append(args, file)
 	logf, err := os.CreateTemp("", "loco-run-*.log")
@@ -221,7 +241,7 @@ func runDetached(cmd *cobra.Command, file string, vars []string) error {
 		out, _ := os.ReadFile(logf.Name())
 		if strings.Contains(string(out), "\nready\n") {
 			for _, line := range strings.Split(string(out), "\n") {
-				if strings.HasPrefix(line, "cluster ") || strings.HasPrefix(line, "api: ") || strings.HasPrefix(line, "dashboard: ") || strings.HasPrefix(line, "logs: ") {
+				if strings.HasPrefix(line, "cluster ") || strings.HasPrefix(line, "api: ") || strings.HasPrefix(line, "dashboard: ") || strings.HasPrefix(line, "logs: ") || strings.HasPrefix(line, "guest ") {
 					fmt.Fprintln(cmd.OutOrStdout(), line)
 				}
 			}

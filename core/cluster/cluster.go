@@ -2,6 +2,8 @@
 // directory (a lock and a state file), chooses the accelerator, starts the
 // plugins, plans, and hands the guests to the supervisor. The state file lets
 // `loco status`, `loco stop` and `loco logs` work without a running loco.
+// It also saves, lists and deletes snapshots of a cluster's guests and
+// starts guests from them (snapshot.go, restore.go).
 package cluster
 
 import (
@@ -14,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,6 +42,9 @@ type Options struct {
 	Policy supervise.Policy
 	// AccelCache remembers the accelerator probe; "" means ~/.cache/loco/accel.json.
 	AccelCache string
+	// From names a snapshot every guest starts from (loco run --from); ""
+	// means each guest's start_from, if any.
+	From string
 }
 
 // State is what a running cluster leaves in its state directory.
@@ -69,6 +75,7 @@ type Cluster struct {
 	rt       runtime.Runtime
 	sup      *supervise.Supervisor
 	apiAddr  string
+	starts   []StartReport
 }
 
 // ErrBusy says another loco runs this cluster.
@@ -162,15 +169,57 @@ func (cl *Cluster) Up(ctx context.Context) (hcl.Diagnostics, error) {
 		return diags, err
 	}
 	cl.plan = p
+	choices, err := planRestores(ctx, cl.Spec, p, cl.opts.From)
+	if err != nil {
+		return diags, err
+	}
 	if err := cl.writeState(); err != nil {
 		return diags, err
 	}
-	cl.sup = supervise.New(cl.rt, cl.log, cl.opts.Policy)
+	rt := runtime.Runtime(cl.rt)
+	var r *restorer
+	if len(choices) > 0 {
+		r = newRestorer(cl.rt, cl.log)
+		cl.starts = make([]StartReport, len(choices))
+		for i, ch := range choices {
+			cl.starts[i] = ch.report
+			if ch.guest.Name == "" {
+				continue // booting cold, and the report says why
+			}
+			// A guest that already runs (loco was restarted, the guests
+			// were not) is reattached as it is, never replaced.
+			if _, found, err := cl.rt.Find(ctx, ch.guest); err == nil && found {
+				cl.starts[i].Reattached = true
+				continue
+			}
+			r.prestart(ctx, ch.guest, &cl.starts[i])
+		}
+		rt = r
+	}
+	cl.sup = supervise.New(rt, cl.log, cl.opts.Policy)
 	if err := cl.sup.Start(ctx, p); err != nil {
+		if r != nil {
+			r.abandon()
+		}
 		return diags, err
+	}
+	for _, s := range cl.starts {
+		switch {
+		case s.Restored:
+			cl.log.Info("guest restored", "guest", s.Guest, "snapshot", s.From, "took", s.Took)
+		case s.Reattached:
+			cl.log.Info("guest already running; not restored", "guest", s.Guest, "snapshot", s.From)
+		default:
+			cl.log.Info("guest booted cold instead of restoring", "guest", s.Guest, "snapshot", s.From, "why", s.Why)
+		}
 	}
 	return diags, nil
 }
+
+// StartReports say, once Up has returned, how each guest that was to start
+// from a snapshot came up: restored, or booted cold and why. Empty when no
+// snapshot was asked for.
+func (cl *Cluster) StartReports() []StartReport { return slices.Clone(cl.starts) }
 
 // Preview makes the plan `loco run` would make, starting the plugins only
 // to ask them for their QEMU arguments. Nothing is booted or locked.

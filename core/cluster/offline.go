@@ -96,7 +96,8 @@ func Inspect(dir string) (*State, []GuestState, error) {
 // Stop stops the cluster in dir. A loco that runs it is asked (SIGTERM) to
 // stop its guests and exit, with the spec's grace; otherwise the guests are
 // stopped here with grace (negative: the spec's stop_grace). With destroy,
-// the guests' disk overlays are deleted afterwards; nothing else is.
+// the guests' disk overlays are deleted afterwards, and with them the
+// snapshots they hold (and the snapshots' records); nothing else is.
 func Stop(ctx context.Context, log *slog.Logger, dir string, grace time.Duration, destroy bool) error {
 	st, err := ReadState(dir)
 	if err != nil {
@@ -147,7 +148,14 @@ func Stop(ctx context.Context, log *slog.Logger, dir string, grace time.Duration
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil || !destroy {
+		return err
+	}
+	// The states lived in the overlays, so the records now point at nothing.
+	if err := os.RemoveAll(snapshotsDir(dir)); err != nil {
+		return fmt.Errorf("removing the snapshot records: %w", err)
+	}
+	return nil
 }
 
 // APIEndpoint is where the running loco of the cluster in dir serves its

@@ -1,6 +1,6 @@
 // Package qemu builds QEMU command lines, per-guest disk overlays and MAC
-// addresses and probes the accelerator. The QMP client is sdk/qmp, shared
-// with the plugins.
+// addresses, probes the accelerator, and saves and lists snapshots. The
+// QMP client is sdk/qmp, shared with the plugins.
 //
 // The package deliberately knows nothing about loco's spec types: it takes
 // its own plain structs so the planner can call it as pure functions and the

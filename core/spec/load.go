@@ -304,6 +304,7 @@ type guestBlock struct {
 	Accel         *string  `hcl:"accel,optional"`
 	DiskInterface *string  `hcl:"disk_interface,optional"`
 	Pointer       *string  `hcl:"pointer,optional"`
+	StartFrom     *string  `hcl:"start_from,optional"`
 	Body          hcl.Body `hcl:",body"`
 }
 
@@ -571,6 +572,13 @@ func decodeGuest(gb *guestBlock, minMemory int, fallback hcl.Range) (Guest, hcl.
 	oneOf("pointer", gb.Pointer, PointerModels, &g.Pointer)
 	if gb.Machine != nil {
 		g.Machine = *gb.Machine
+	}
+	if gb.StartFrom != nil {
+		g.StartFrom = *gb.StartFrom
+		if err := qemu.CheckSnapshotName(g.StartFrom); err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid snapshot name",
+				Detail: fmt.Sprintf("start_from: %v.", err), Subject: attrRange(gb.Body, "start_from", fallback)})
+		}
 	}
 	if gb.CPUs != nil {
 		g.CPUs = *gb.CPUs

@@ -32,6 +32,8 @@ func TestLoadFull(t *testing.T) {
 		{"override audio", c.GuestFor(2).Audio, "sb16"},
 		{"override keeps nic", c.GuestFor(2).NIC, "ne2k_pci"},
 		{"no override", c.GuestFor(1).MemoryMiB, 128},
+		{"start_from override", c.GuestFor(2).StartFrom, "party"},
+		{"no start_from", c.GuestFor(1).StartFrom, ""},
 		{"grace", c.Runtime.StopGrace, 5 * time.Second},
 		{"restart limit", c.Runtime.RestartLimit, 3},
 		{"plugins", len(c.Plugins), 2},
@@ -103,6 +105,7 @@ func TestErrors(t *testing.T) {
 		{"variable without value", "variable \"x\" {}\ncluster \"c\" {\n  image {\n    disk = \"base.qcow2\"\n  }\n  instances = var.x\n}\n", nil, "bad.hcl:1:1", "-var x=VALUE"},
 		{"undeclared -var", head + "}\n", map[string]string{"y": "1"}, "", "declares no variable \"y\""},
 		{"bad token", head + "  api {\n    token = \"short\"\n  }\n}\n", nil, "bad.hcl:6:5", "at least 16"},
+		{"bad snapshot name", head + "  guest {\n    start_from = \"a b\"\n  }\n}\n", nil, "bad.hcl:6:5", "Invalid snapshot name"},
 		{"bad cluster name", "cluster \"Bad_Name\" {\n  image {\n    disk = \"base.qcow2\"\n  }\n}\n", nil, "bad.hcl:1:9", "Invalid cluster name"},
 	}
 	dir := t.TempDir()

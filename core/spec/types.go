@@ -68,6 +68,9 @@ type Guest struct {
 	Accel         string // "auto", "kvm" or "tcg"
 	DiskInterface string // "ide" or "virtio"
 	Pointer       string // "ps2" or "tablet" (adds a USB tablet for absolute pointing)
+	// StartFrom names the snapshot (loco snapshot save) the guest starts
+	// from instead of booting; "" boots. `loco run --from` overrides it.
+	StartFrom string
 }
 
 func (g Guest) merge(o Guest) Guest {
@@ -79,7 +82,7 @@ func (g Guest) merge(o Guest) Guest {
 	}
 	g.Machine, g.NIC, g.VGA = pick(g.Machine, o.Machine), pick(g.NIC, o.NIC), pick(g.VGA, o.VGA)
 	g.Audio, g.Accel, g.DiskInterface = pick(g.Audio, o.Audio), pick(g.Accel, o.Accel), pick(g.DiskInterface, o.DiskInterface)
-	g.Pointer = pick(g.Pointer, o.Pointer)
+	g.Pointer, g.StartFrom = pick(g.Pointer, o.Pointer), pick(g.StartFrom, o.StartFrom)
 	if o.CPUs != 0 {
 		g.CPUs = o.CPUs
 	}

@@ -203,7 +203,9 @@ func (d *Driver) Find(ctx context.Context, pg plan.Guest) (runtime.Guest, bool, 
 			"guest", pg.Name, "pid", rec.PID, "err", err)
 		return nil, false, nil
 	}
-	if !slices.Equal(rec.Args, pg.Args) {
+	// A guest restored from a snapshot was started with -loadvm on top of
+	// its plan's command line (core/cluster); it is still that plan's guest.
+	if args := rec.Args; !slices.Equal(args, pg.Args) && !slices.Equal(withoutLoadVM(args), pg.Args) {
 		d.Log.Warn("running guest was started with another command line; restart it to apply the new spec", "guest", pg.Name)
 	}
 	g := &guest{qmp: pg.QMPSocket, pid: rec.PID, started: rec.Started, reattached: true, exited: make(chan struct{})}
@@ -216,6 +218,13 @@ func (d *Driver) Find(ctx context.Context, pg plan.Guest) (runtime.Guest, bool, 
 	}()
 	d.Log.Info("reattached to running guest", "guest", pg.Name, "pid", rec.PID)
 	return g, true, nil
+}
+
+func withoutLoadVM(args []string) []string {
+	if n := len(args); n >= 2 && args[n-2] == "-loadvm" {
+		return args[:n-2]
+	}
+	return args
 }
 
 // Stop powers the guest down.

@@ -28,8 +28,9 @@ cluster "lan" {
   }
 
   instance "2" {
-    memory = 256
-    audio  = "sb16"
+    memory     = 256
+    audio      = "sb16"
+    start_from = "party"
   }
 
   runtime "process" {

@@ -167,7 +167,7 @@ func TestDispatch(t *testing.T) {
 		{"disk-read", "OK " + strings.Repeat("x", 502)},
 		{"disk-write " + strings.Repeat("x", 503), "ERR text too long: 503 bytes, max 502"},
 		{"info", "OK name=pc1 mac=52:54:00:12:34:56 ip=10.0.0.5"},
-		{"help", "OK disk-read disk-write echo help icmp-echos icmp-ping info ping raw-listen raw-recv raw-send raw-stats tcp-connect tcp-listen udp-listen udp-recv udp-send udp-stats"},
+		{"help", "OK clock disk-read disk-write echo help icmp-echos icmp-ping info ping raw-listen raw-recv raw-send raw-stats tcp-connect tcp-listen udp-listen udp-recv udp-send udp-stats"},
 		{"frobnicate now", `ERR unknown command "frobnicate"`},
 		{"PING", `ERR unknown command "PING"`},
 	}

@@ -32,6 +32,8 @@ func main() {
 	// line scrolled a full screen, which vesafb repaints in software (~90
 	// ms of guest CPU under TCG per key event, and the markers erased).
 	go watchInputs("/dev/input", time.Second, openConsoles(consolePaths[:1]))
+	// Clock steps too: a restored guest's screen must look as it was saved.
+	go syncClock("/dev/rtc0", openConsoles(consolePaths[:1]))
 
 	if statusEnabled() {
 		if tty, err := os.OpenFile("/dev/tty0", os.O_WRONLY|noctty, 0); err == nil {
@@ -47,12 +49,27 @@ func main() {
 // consoles writes whole lines to every console that could be opened.
 type consoles struct {
 	mu    sync.Mutex
+	paths []string
 	files []*os.File
 }
 
+// allConsoles are every consoles the agent opened, for reopenConsoles.
+var allConsoles struct {
+	mu   sync.Mutex
+	list []*consoles
+}
+
 func openConsoles(paths []string) *consoles {
-	c := &consoles{}
-	for _, p := range paths {
+	c := &consoles{paths: paths}
+	c.open()
+	allConsoles.mu.Lock()
+	allConsoles.list = append(allConsoles.list, c)
+	allConsoles.mu.Unlock()
+	return c
+}
+
+func (c *consoles) open() {
+	for _, p := range c.paths {
 		// O_NOCTTY: the agent must not acquire a controlling terminal,
 		// or a hangup on that console would kill it.
 		f, err := os.OpenFile(p, os.O_WRONLY|noctty, 0)
@@ -61,7 +78,31 @@ func openConsoles(paths []string) *consoles {
 		}
 		c.files = append(c.files, f)
 	}
-	return c
+}
+
+// reopenConsoles closes every console the agent holds and opens them again.
+// After a restore from a snapshot the first serial port's transmitter can
+// be stuck: the guest's driver waits for a "transmitter empty" interrupt
+// that the restored machine never raises, so every line written from then
+// on stays in the kernel's buffer. The last close of a serial tty shuts the
+// port down and the next open starts it afresh, interrupts and all; nobody
+// else keeps /dev/ttyS0 open (the kernel's console writes by polling).
+func reopenConsoles() {
+	allConsoles.mu.Lock()
+	defer allConsoles.mu.Unlock()
+	for _, c := range allConsoles.list {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+	}
+	for _, c := range allConsoles.list {
+		for _, f := range c.files {
+			f.Close()
+		}
+		c.files = nil
+	}
+	for _, c := range allConsoles.list {
+		c.open()
+	}
 }
 
 // Printf writes one line; each console gets it in a single write call so

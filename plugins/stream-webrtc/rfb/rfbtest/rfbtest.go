@@ -364,6 +364,7 @@ func (c *Console) Step(line bool) {
 	}
 	c.s.Blit(r, c.buf)
 }
+
 // Animate steps the console fps times a second until ctx ends.
 func (c *Console) Animate(ctx context.Context, fps int, line bool) {
 	t := time.NewTicker(time.Second / time.Duration(fps))
