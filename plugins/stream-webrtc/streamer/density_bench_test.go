@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/locolan/loco/internal/proc"
 	"github.com/locolan/loco/internal/testenv"
 	"github.com/locolan/loco/plugins/stream-webrtc/rfb/rfbtest"
 	"github.com/locolan/loco/sdk"
@@ -211,13 +212,9 @@ func threadCPU(pid int) map[string]time.Duration {
 
 // procCPU is a process's user+system CPU time so far.
 func procCPU(b *testing.B, pid int) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := proc.Read(pid)
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := string(raw)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+st) * time.Second / 100 // USER_HZ
+	return time.Duration(st.CPUSeconds() * float64(time.Second))
 }
