@@ -41,12 +41,12 @@ type Uplink struct {
 	Address string `json:"address"`
 	// Reachable: something arrived from it recently; LastSeenMillis is how
 	// long ago, -1 for never.
-	Reachable      bool     `json:"reachable"`
-	LastSeenMillis int64    `json:"last_seen_ms"`
-	RxFrames       uint64   `json:"rx_frames"`
-	RxBytes        uint64   `json:"rx_bytes"`
-	TxFrames       uint64   `json:"tx_frames"`
-	TxBytes        uint64   `json:"tx_bytes"`
+	Reachable      bool   `json:"reachable"`
+	LastSeenMillis int64  `json:"last_seen_ms"`
+	RxFrames       uint64 `json:"rx_frames"`
+	RxBytes        uint64 `json:"rx_bytes"`
+	TxFrames       uint64 `json:"tx_frames"`
+	TxBytes        uint64 `json:"tx_bytes"`
 	// MACs are the addresses learned behind it.
 	MACs []string `json:"macs"`
 }
