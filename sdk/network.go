@@ -49,6 +49,9 @@ type Uplink struct {
 	TxBytes        uint64 `json:"tx_bytes"`
 	// MACs are the addresses learned behind it.
 	MACs []string `json:"macs"`
+	// RTTMillis is the last round trip of the plugin's own heartbeat; 0
+	// when unknown (a far end that does not answer them).
+	RTTMillis float64 `json:"rtt_ms"`
 }
 
 // Port is one guest's place on the segment. Rx is what the guest sent into
@@ -147,7 +150,7 @@ func lanStatusToProto(st LANStatus) *networkv1.StatusResponse {
 	for _, u := range st.Uplinks {
 		out.Uplinks = append(out.Uplinks, &networkv1.Uplink{Name: u.Name, Address: u.Address, Reachable: u.Reachable,
 			LastSeenMs: u.LastSeenMillis, RxFrames: u.RxFrames, RxBytes: u.RxBytes, TxFrames: u.TxFrames,
-			TxBytes: u.TxBytes, Macs: u.MACs})
+			TxBytes: u.TxBytes, Macs: u.MACs, RttMs: u.RTTMillis})
 	}
 	return out
 }
@@ -168,7 +171,7 @@ func lanStatusFromProto(r *networkv1.StatusResponse) LANStatus {
 	for _, u := range r.Uplinks {
 		st.Uplinks = append(st.Uplinks, Uplink{Name: u.Name, Address: u.Address, Reachable: u.Reachable,
 			LastSeenMillis: u.LastSeenMs, RxFrames: u.RxFrames, RxBytes: u.RxBytes, TxFrames: u.TxFrames,
-			TxBytes: u.TxBytes, MACs: u.Macs})
+			TxBytes: u.TxBytes, MACs: u.Macs, RTTMillis: u.RttMs})
 	}
 	return st
 }

@@ -281,7 +281,10 @@ type Uplink struct {
 	TxFrames uint64 `protobuf:"varint,7,opt,name=tx_frames,json=txFrames,proto3" json:"tx_frames,omitempty"`
 	TxBytes  uint64 `protobuf:"varint,8,opt,name=tx_bytes,json=txBytes,proto3" json:"tx_bytes,omitempty"`
 	// macs are the addresses learned behind it.
-	Macs          []string `protobuf:"bytes,9,rep,name=macs,proto3" json:"macs,omitempty"`
+	Macs []string `protobuf:"bytes,9,rep,name=macs,proto3" json:"macs,omitempty"`
+	// rtt_ms is the last round trip of the plugin's own heartbeat; 0 when
+	// unknown (a peer that does not answer them, like Linux's vxlan).
+	RttMs         float64 `protobuf:"fixed64,10,opt,name=rtt_ms,json=rttMs,proto3" json:"rtt_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -377,6 +380,13 @@ func (x *Uplink) GetMacs() []string {
 		return x.Macs
 	}
 	return nil
+}
+
+func (x *Uplink) GetRttMs() float64 {
+	if x != nil {
+		return x.RttMs
+	}
+	return 0
 }
 
 type Port struct {
@@ -852,7 +862,7 @@ const file_loco_network_v1_network_proto_rawDesc = "" +
 	"\n" +
 	"DropsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xfa\x01\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x91\x02\n" +
 	"\x06Uplink\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1c\n" +
@@ -863,7 +873,9 @@ const file_loco_network_v1_network_proto_rawDesc = "" +
 	"\brx_bytes\x18\x06 \x01(\x04R\arxBytes\x12\x1b\n" +
 	"\ttx_frames\x18\a \x01(\x04R\btxFrames\x12\x19\n" +
 	"\btx_bytes\x18\b \x01(\x04R\atxBytes\x12\x12\n" +
-	"\x04macs\x18\t \x03(\tR\x04macs\"\x8a\a\n" +
+	"\x04macs\x18\t \x03(\tR\x04macs\x12\x15\n" +
+	"\x06rtt_ms\x18\n" +
+	" \x01(\x01R\x05rttMs\"\x8a\a\n" +
 	"\x04Port\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\rR\binstance\x12\x10\n" +
 	"\x03mac\x18\x02 \x01(\tR\x03mac\x12\x10\n" +
