@@ -148,6 +148,10 @@ func NewTunnel(log hclog.Logger, c TunnelConfig, seg port) (*Tunnel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("binding the VXLAN socket on %s: %w", c.Listen, err)
 	}
+	// A burst from every guest of a peer lands on this one socket; the
+	// default buffer (~200 KiB, 140 full frames) overflows before the
+	// reader wakes. The kernel caps this at net.core.rmem_max.
+	conn.SetReadBuffer(4 << 20)
 	t := &Tunnel{log: log, vni: c.VNI, conn: conn, seg: seg, byIP: map[netip.Addr]*peer{},
 		maxFrame: c.UnderlayMTU - overhead, local: map[mac]bool{}, table: newFDB(c.Ageing, 1<<14),
 		reach: max(3*c.Heartbeat, 3*time.Second)}
