@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
@@ -40,11 +42,15 @@ func freeUDP(t *testing.T, ip string) string {
 // shows the peer, and a SIGKILLed plugin on one side costs the guests a
 // short outage and no restart.
 func TestLANVXLAN(t *testing.T) {
-	addrA, addrB := freeUDP(t, "127.0.0.1"), freeUDP(t, "127.0.0.2")
+	// vxa's VTEP is on the host end of a veth pair into a namespace with
+	// the kernel's VTEP (the kernel drops datagrams to 127/8 arriving on a
+	// veth); vxb's is on 127.0.0.2.
+	kernelNS, addrA, kernelAddr := kernelVTEP(t)
+	addrB := freeUDP(t, "127.0.0.2")
 	hosts := []*vxHost{{e: newE2E(t), cl: "vxa", ips: []string{"10.87.0.10", "10.87.0.11"}},
 		{e: newE2E(t), cl: "vxb", ips: []string{"10.87.0.20", "10.87.0.21"}}}
 	blocks := []string{
-		fmt.Sprintf("  network \"vxlan\" {\n    vni = 4242\n    listen = %q\n    peers = [%q]\n    host_ip = \"10.87.0.1\"\n    first_lease = 10\n  }\n", addrA, addrB),
+		fmt.Sprintf("  network \"vxlan\" {\n    vni = 4242\n    listen = %q\n    peers = [%q, %q]\n    host_ip = \"10.87.0.1\"\n    first_lease = 10\n  }\n", addrA, addrB, kernelAddr),
 		fmt.Sprintf("  network \"vxlan\" {\n    vni = 4242\n    listen = %q\n    peers = [%q]\n    host_ip = \"10.87.0.2\"\n    first_lease = 20\n  }\n", addrB, addrA),
 	}
 	for i, h := range hosts {
@@ -73,6 +79,14 @@ func TestLANVXLAN(t *testing.T) {
 		}
 	}
 	t.Logf("2x2 guests booted and leased in %s: %v", time.Since(boot).Round(time.Millisecond), leased)
+	// The kernel's VTEP talks only when something pings through it; a
+	// steady ping to vxa's station keeps that peer live, like a host with
+	// traffic.
+	keep := exec.Command("ip", "netns", "exec", kernelNS, "ping", "-q", "-i", "0.5", "10.87.0.1")
+	if err := keep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { keep.Process.Kill(); keep.Wait() })
 	stA := hosts[0].e.status(hosts[0].spec)
 	stB := hosts[1].e.status(hosts[1].spec)
 
@@ -137,11 +151,48 @@ func TestLANVXLAN(t *testing.T) {
 		}
 	})
 
-	t.Run("LAN status shows the peer with the far guests behind it", func(t *testing.T) {
+	t.Run("a UDP broadcast and a NetBEUI frame reach the other host's guests exactly once", func(t *testing.T) {
+		for _, h := range hosts {
+			for i := range h.ips {
+				h.g.must(t, i, "udp-listen 5999")
+			}
+		}
+		text := fmt.Sprintf("vx-bcast-%d", time.Now().UnixNano())
+		hosts[0].g.must(t, 0, "udp-send 255.255.255.255 5999 "+text)
+		nb := fmt.Sprintf("vx-netbeui-%d", time.Now().UnixNano())
+		hosts[0].g.must(t, 0, "raw-send llc:f0 broadcast "+nb)
+		for i := range hosts[1].ips {
+			waitCount(t, fmt.Sprintf("vxb-%d to get the UDP broadcast", i),
+				func() int { return strings.Count(hosts[1].g.must(t, i, "udp-recv 5999"), hosts[0].ips[0]+"="+text) }, 1)
+			waitCount(t, fmt.Sprintf("vxb-%d to get the NetBEUI frame", i),
+				func() int { return strings.Count(hosts[1].g.must(t, i, "raw-recv 802.3"), hosts[0].macs[0]+"="+nb) }, 1)
+		}
+		time.Sleep(time.Second)
+		for i := range hosts[1].ips {
+			if n := strings.Count(hosts[1].g.must(t, i, "udp-recv 5999"), hosts[0].ips[0]+"="+text); n != 1 {
+				t.Errorf("vxb-%d got the UDP broadcast %d times", i, n)
+			}
+			if n := strings.Count(hosts[1].g.must(t, i, "raw-recv 802.3"), hosts[0].macs[0]+"="+nb); n != 1 {
+				t.Errorf("vxb-%d got the NetBEUI frame %d times", i, n)
+			}
+		}
+	})
+
+	t.Run("the Linux kernel's vxlan pings a guest, and a guest pings it", func(t *testing.T) {
+		out, err := exec.Command("ip", "netns", "exec", kernelNS, "ping", "-c", "3", "-W", "3", hosts[0].ips[0]).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "3 received") {
+			t.Fatalf("kernel vx0 -> %s: %v\n%s", hosts[0].ips[0], err, out)
+		}
+		if err := hosts[0].g.ping(1, "10.87.0.200", 3, 3*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("LAN status shows the peers with the far guests behind them", func(t *testing.T) {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			lan := hosts[0].e.lanStatus(t, hosts[0].cl)
-			ok := lan.Healthy && len(lan.Uplinks) == 1 && lan.Uplinks[0].Reachable && lan.Uplinks[0].RTTMillis > 0
+			ok := lan.Healthy && len(lan.Uplinks) == 2 && lan.Uplinks[0].Reachable && lan.Uplinks[0].RTTMillis > 0 && lan.Uplinks[1].Reachable
 			if ok {
 				u := lan.Uplinks[0]
 				for _, m := range hosts[1].macs {
@@ -152,7 +203,10 @@ func TestLANVXLAN(t *testing.T) {
 				if u.Address != addrB || u.RxFrames == 0 || u.TxFrames == 0 {
 					t.Errorf("peer: %+v", u)
 				}
-				t.Logf("vxa's peer: %+v; summary %q; drops %v", u, lan.Summary, lan.Drops)
+				if k := lan.Uplinks[1]; k.Address != kernelAddr || len(k.MACs) == 0 || k.RxFrames == 0 {
+					t.Errorf("the kernel's peer: %+v", k)
+				}
+				t.Logf("vxa's peers: %+v; summary %q; drops %v", lan.Uplinks, lan.Summary, lan.Drops)
 				break
 			}
 			if time.Now().After(deadline) {
@@ -161,10 +215,44 @@ func TestLANVXLAN(t *testing.T) {
 			time.Sleep(500 * time.Millisecond)
 		}
 		out := hosts[0].e.mustLoco("lan", "status", hosts[0].spec)
-		if !strings.Contains(out, "2/2 guests reachable; 1/1 VXLAN peers reachable") || !regexp.MustCompile(regexp.QuoteMeta(addrB)+` +yes +[0-9.]+ms`).MatchString(out) {
+		if !strings.Contains(out, "2/2 guests reachable; 2/2 VXLAN peers reachable") || !regexp.MustCompile(regexp.QuoteMeta(addrB)+` +yes +[0-9.]+ms`).MatchString(out) {
 			t.Errorf("loco lan status:\n%s", out)
 		}
 		t.Logf("loco lan status:\n%s", out)
+	})
+
+	t.Run("a peer that stops and comes back: unreachable, then pings again", func(t *testing.T) {
+		plugin := childOf(stB.LocoPID, "loco-plugin-network-vxlan")
+		if plugin == 0 {
+			t.Fatalf("no network plugin under vxb's loco (pid %d)", stB.LocoPID)
+		}
+		if err := syscall.Kill(plugin, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		stopped := time.Now()
+		defer syscall.Kill(plugin, syscall.SIGCONT)
+		for hosts[0].e.lanStatus(t, hosts[0].cl).Uplinks[0].Reachable {
+			if time.Since(stopped) > time.Minute {
+				t.Fatal("vxb's VTEP still reachable a minute after SIGSTOP")
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		t.Logf("vxa saw vxb unreachable %s after its plugin stopped", time.Since(stopped).Round(time.Millisecond))
+		if lan := hosts[0].e.lanStatus(t, hosts[0].cl); lan.Healthy || !strings.Contains(lan.Summary, "1/2 VXLAN peers reachable") {
+			t.Errorf("with vxb away: healthy %v, %q", lan.Healthy, lan.Summary)
+		}
+		syscall.Kill(plugin, syscall.SIGCONT)
+		resumed := time.Now()
+		var err error
+		for time.Since(resumed) < 2*time.Minute {
+			if err = everyPing(1, time.Second); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatalf("no ping two minutes after vxb came back: %v", err)
+		}
+		t.Logf("every pair pings again %s after vxb's plugin resumed", time.Since(resumed).Round(time.Millisecond))
 	})
 
 	t.Run("SIGKILL of one side's plugin: pings resume, no guest restarted", func(t *testing.T) {
@@ -202,4 +290,43 @@ func TestLANVXLAN(t *testing.T) {
 			}
 		}
 	})
+}
+
+// kernelVTEP makes a network namespace joined to the host by a veth pair,
+// with the Linux kernel's vxlan device in it (VNI 4242, address
+// 10.87.0.200) whose remote is a free port on the host end: vxa's VTEP. It
+// returns the namespace, vxa's address and the kernel VTEP's (a peer of
+// vxa).
+func kernelVTEP(t *testing.T) (ns, addrA, kernel string) {
+	t.Helper()
+	for _, tool := range []string{"ip", "ping"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is needed (apt-get install iproute2 iputils-ping; make deps does)", tool)
+		}
+	}
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	pid := os.Getpid()
+	ns, vh, vn := fmt.Sprintf("lvxe%d", pid), fmt.Sprintf("lvxeh%d", pid), fmt.Sprintf("lvxen%d", pid)
+	hostSide, nsSide := fmt.Sprintf("10.252.%d.1", pid%250), fmt.Sprintf("10.252.%d.2", pid%250)
+	run("ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	run("ip", "link", "add", vh, "type", "veth", "peer", "name", vn)
+	t.Cleanup(func() { exec.Command("ip", "link", "del", vh).Run() })
+	run("ip", "link", "set", vn, "netns", ns)
+	run("ip", "addr", "add", hostSide+"/30", "dev", vh)
+	run("ip", "link", "set", vh, "up")
+	in := func(args ...string) { t.Helper(); run(append([]string{"ip", "netns", "exec", ns}, args...)...) }
+	in("ip", "addr", "add", nsSide+"/30", "dev", vn)
+	in("ip", "link", "set", vn, "up")
+	addrA = freeUDP(t, hostSide)
+	_, port, _ := net.SplitHostPort(addrA)
+	in("ip", "link", "add", "vx0", "type", "vxlan", "id", "4242", "dstport", port, "remote", hostSide, "local", nsSide, "dev", vn)
+	in("ip", "addr", "add", "10.87.0.200/24", "dev", "vx0")
+	in("ip", "link", "set", "vx0", "up")
+	return ns, addrA, nsSide + ":" + port
 }
