@@ -29,6 +29,29 @@ type LANStatus struct {
 	Ports []Port            `json:"ports"`
 	// Links is the connectivity matrix: unicast traffic seen between guests.
 	Links []Link `json:"links"`
+	// Uplinks are the ports that carry the segment beyond this cluster (a
+	// tunnel's peers); empty for a segment that ends at its guests.
+	Uplinks []Uplink `json:"uplinks,omitempty"`
+}
+
+// Uplink is one far end of the segment. Rx is what came from it, Tx what
+// went to it.
+type Uplink struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	// Reachable: something arrived from it recently; LastSeenMillis is how
+	// long ago, -1 for never.
+	Reachable      bool   `json:"reachable"`
+	LastSeenMillis int64  `json:"last_seen_ms"`
+	RxFrames       uint64 `json:"rx_frames"`
+	RxBytes        uint64 `json:"rx_bytes"`
+	TxFrames       uint64 `json:"tx_frames"`
+	TxBytes        uint64 `json:"tx_bytes"`
+	// MACs are the addresses learned behind it.
+	MACs []string `json:"macs"`
+	// RTTMillis is the last round trip of the plugin's own heartbeat; 0
+	// when unknown (a far end that does not answer them).
+	RTTMillis float64 `json:"rtt_ms"`
 }
 
 // Port is one guest's place on the segment. Rx is what the guest sent into
@@ -124,6 +147,11 @@ func lanStatusToProto(st LANStatus) *networkv1.StatusResponse {
 	for _, l := range st.Links {
 		out.Links = append(out.Links, &networkv1.Link{From: l.From, To: l.To, Frames: l.Frames, Bytes: l.Bytes})
 	}
+	for _, u := range st.Uplinks {
+		out.Uplinks = append(out.Uplinks, &networkv1.Uplink{Name: u.Name, Address: u.Address, Reachable: u.Reachable,
+			LastSeenMs: u.LastSeenMillis, RxFrames: u.RxFrames, RxBytes: u.RxBytes, TxFrames: u.TxFrames,
+			TxBytes: u.TxBytes, Macs: u.MACs, RttMs: u.RTTMillis})
+	}
 	return out
 }
 
@@ -139,6 +167,11 @@ func lanStatusFromProto(r *networkv1.StatusResponse) LANStatus {
 	}
 	for _, l := range r.Links {
 		st.Links = append(st.Links, Link{From: l.From, To: l.To, Frames: l.Frames, Bytes: l.Bytes})
+	}
+	for _, u := range r.Uplinks {
+		st.Uplinks = append(st.Uplinks, Uplink{Name: u.Name, Address: u.Address, Reachable: u.Reachable,
+			LastSeenMillis: u.LastSeenMs, RxFrames: u.RxFrames, RxBytes: u.RxBytes, TxFrames: u.TxFrames,
+			TxBytes: u.TxBytes, MACs: u.Macs, RTTMillis: u.RttMs})
 	}
 	return st
 }

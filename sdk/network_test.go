@@ -50,6 +50,8 @@ func TestLANStatusCrossesTheWireWhole(t *testing.T) {
 			TxByEtherType: map[string]sdk.Traffic{"IPX": {Frames: 4, Bytes: 400}}, Peers: []uint32{0},
 			LastSeenMillis: 12, LastReplyMillis: -1}},
 		Links: []sdk.Link{{From: 1, To: 0, Frames: 3, Bytes: 300}},
+		Uplinks: []sdk.Uplink{{Name: "vxlan 127.0.0.2:4789", Address: "127.0.0.2:4789", Reachable: true, LastSeenMillis: 40,
+			RxFrames: 5, RxBytes: 500, TxFrames: 6, TxBytes: 600, MACs: []string{"52:00:00:00:01:00"}, RTTMillis: 0.25}},
 	}
 	c := sdktest.Start(t, &plainNet{st: want})
 	got, err := c.LANStatus(context.Background())

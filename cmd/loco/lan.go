@@ -204,6 +204,30 @@ func writeLANStatus(w io.Writer, st sdk.LANStatus) error {
 	}
 	tw.Flush()
 
+	if len(st.Uplinks) > 0 {
+		fmt.Fprintln(w, "\nUplinks (beyond this cluster):")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PEER\tREACHABLE\tRTT\tLAST SEEN\tRX FRAMES\tRX BYTES\tTX FRAMES\tTX BYTES\tMACS BEHIND")
+		for _, u := range st.Uplinks {
+			reach, seen, macs, rtt := "no", "never", "-", "-"
+			if u.RTTMillis > 0 {
+				rtt = strconv.FormatFloat(u.RTTMillis, 'f', 2, 64) + "ms"
+			}
+			if u.Reachable {
+				reach = "yes"
+			}
+			if u.LastSeenMillis >= 0 {
+				seen = strconv.FormatInt(u.LastSeenMillis, 10) + "ms"
+			}
+			if len(u.MACs) > 0 {
+				macs = strings.Join(u.MACs, ",")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", u.Address, reach, rtt, seen,
+				u.RxFrames, bytesHuman(u.RxBytes), u.TxFrames, bytesHuman(u.TxBytes), macs)
+		}
+		tw.Flush()
+	}
+
 	if len(st.Drops) > 0 {
 		var ds []string
 		for k, v := range st.Drops {

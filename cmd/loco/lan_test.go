@@ -80,6 +80,9 @@ func TestLANStatusTable(t *testing.T) {
 				TxByEtherType: map[string]sdk.Traffic{"IPX": {Frames: 2, Bytes: 120}}},
 		},
 		Links: []sdk.Link{{From: 0, To: 1, Frames: 7}},
+		Uplinks: []sdk.Uplink{{Name: "vxlan", Address: "127.0.0.2:4789", Reachable: true, LastSeenMillis: 120,
+			RxFrames: 9, RxBytes: 900, TxFrames: 8, TxBytes: 4096, MACs: []string{"52:00:00:00:01:00", "52:00:00:00:01:01"}, RTTMillis: 0.5},
+			{Name: "vxlan", Address: "127.0.0.3:4789", LastSeenMillis: -1, MACs: []string{}}},
 	}
 	var b bytes.Buffer
 	if err := writeLANStatus(&b, st); err != nil {
@@ -94,6 +97,8 @@ func TestLANStatusTable(t *testing.T) {
 		"b-0    2/0", "b-1    0/2",
 		"b-0  -    7", "b-1  0    -",
 		"Dropped frames: runt=1",
+		"127.0.0.2:4789  yes        0.50ms  120ms      9          900 B     8          4.0 KiB   52:00:00:00:01:00,52:00:00:00:01:01",
+		"127.0.0.3:4789  no         -       never      0          0 B       0          0 B       -",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in:\n%s", want, out)

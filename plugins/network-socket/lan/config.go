@@ -66,7 +66,21 @@ type Config struct {
 	probeInterval time.Duration
 	ageing        time.Duration
 	queueFrames   int
+	// dhcpMTU, when not zero, is offered as DHCP option 26 (interface
+	// MTU). The socket plugin never sets it; a plugin that carries the
+	// segment over a tunnel with less room does (WithDHCPMTU).
+	dhcpMTU int
 }
+
+// WithDHCPMTU returns c with its DHCP server offering interface MTU mtu
+// (option 26) to every guest; 0 offers none.
+func (c Config) WithDHCPMTU(mtu int) Config {
+	c.dhcpMTU = mtu
+	return c
+}
+
+// HostIP is the address of the segment's own station.
+func (c Config) HostIP() netip.Addr { return c.hostIP }
 
 // DecodeConfig decodes and checks the plugin block for a cluster of n
 // guests; an absent block gets the defaults.

@@ -16,11 +16,12 @@ type dhcpServer struct {
 	serverIP  netip.Addr
 	mask      net.IPMask
 	leaseTime time.Duration
+	mtu       int // option 26 when not zero
 	leases    map[mac]netip.Addr
 }
 
 func newDHCPServer(c Config, guests []guestSpec) *dhcpServer {
-	d := &dhcpServer{serverIP: c.hostIP, mask: net.CIDRMask(c.subnet.Bits(), 32), leaseTime: c.leaseTime,
+	d := &dhcpServer{serverIP: c.hostIP, mask: net.CIDRMask(c.subnet.Bits(), 32), leaseTime: c.leaseTime, mtu: c.dhcpMTU,
 		leases: map[mac]netip.Addr{}}
 	for i, g := range guests {
 		d.leases[g.mac] = c.leaseFor(i)
@@ -76,6 +77,9 @@ func (d *dhcpServer) respond(req *dhcpv4.DHCPv4) (*dhcpReply, error) {
 	}
 	if typ != dhcpv4.MessageTypeNak {
 		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptSubnetMask(d.mask)))
+		if d.mtu > 0 {
+			mods = append(mods, dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionInterfaceMTU, []byte{byte(d.mtu >> 8), byte(d.mtu)})))
+		}
 		if yours.IsValid() {
 			mods = append(mods, dhcpv4.WithYourIP(net.IP(yours.AsSlice())),
 				dhcpv4.WithOption(dhcpv4.OptIPAddressLeaseTime(d.leaseTime)),

@@ -165,7 +165,10 @@ type StatusResponse struct {
 	Drops map[string]uint64 `protobuf:"bytes,7,rep,name=drops,proto3" json:"drops,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// links is the connectivity matrix: unicast frames observed from one
 	// guest to another.
-	Links         []*Link `protobuf:"bytes,8,rep,name=links,proto3" json:"links,omitempty"`
+	Links []*Link `protobuf:"bytes,8,rep,name=links,proto3" json:"links,omitempty"`
+	// uplinks are the segment's ports that carry it beyond this cluster
+	// (a tunnel's peers); empty for a segment that ends at its guests.
+	Uplinks       []*Uplink `protobuf:"bytes,9,rep,name=uplinks,proto3" json:"uplinks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -256,6 +259,136 @@ func (x *StatusResponse) GetLinks() []*Link {
 	return nil
 }
 
+func (x *StatusResponse) GetUplinks() []*Uplink {
+	if x != nil {
+		return x.Uplinks
+	}
+	return nil
+}
+
+type Uplink struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// address is where the far end is, e.g. a VXLAN peer's host:port.
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// reachable: something arrived from it recently.
+	Reachable bool `protobuf:"varint,3,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	// last_seen_ms is how long ago; -1 if never.
+	LastSeenMs int64 `protobuf:"varint,4,opt,name=last_seen_ms,json=lastSeenMs,proto3" json:"last_seen_ms,omitempty"`
+	// rx is what came from the far end, tx what went to it.
+	RxFrames uint64 `protobuf:"varint,5,opt,name=rx_frames,json=rxFrames,proto3" json:"rx_frames,omitempty"`
+	RxBytes  uint64 `protobuf:"varint,6,opt,name=rx_bytes,json=rxBytes,proto3" json:"rx_bytes,omitempty"`
+	TxFrames uint64 `protobuf:"varint,7,opt,name=tx_frames,json=txFrames,proto3" json:"tx_frames,omitempty"`
+	TxBytes  uint64 `protobuf:"varint,8,opt,name=tx_bytes,json=txBytes,proto3" json:"tx_bytes,omitempty"`
+	// macs are the addresses learned behind it.
+	Macs []string `protobuf:"bytes,9,rep,name=macs,proto3" json:"macs,omitempty"`
+	// rtt_ms is the last round trip of the plugin's own heartbeat; 0 when
+	// unknown (a peer that does not answer them, like Linux's vxlan).
+	RttMs         float64 `protobuf:"fixed64,10,opt,name=rtt_ms,json=rttMs,proto3" json:"rtt_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Uplink) Reset() {
+	*x = Uplink{}
+	mi := &file_loco_network_v1_network_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Uplink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Uplink) ProtoMessage() {}
+
+func (x *Uplink) ProtoReflect() protoreflect.Message {
+	mi := &file_loco_network_v1_network_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Uplink.ProtoReflect.Descriptor instead.
+func (*Uplink) Descriptor() ([]byte, []int) {
+	return file_loco_network_v1_network_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Uplink) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Uplink) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *Uplink) GetReachable() bool {
+	if x != nil {
+		return x.Reachable
+	}
+	return false
+}
+
+func (x *Uplink) GetLastSeenMs() int64 {
+	if x != nil {
+		return x.LastSeenMs
+	}
+	return 0
+}
+
+func (x *Uplink) GetRxFrames() uint64 {
+	if x != nil {
+		return x.RxFrames
+	}
+	return 0
+}
+
+func (x *Uplink) GetRxBytes() uint64 {
+	if x != nil {
+		return x.RxBytes
+	}
+	return 0
+}
+
+func (x *Uplink) GetTxFrames() uint64 {
+	if x != nil {
+		return x.TxFrames
+	}
+	return 0
+}
+
+func (x *Uplink) GetTxBytes() uint64 {
+	if x != nil {
+		return x.TxBytes
+	}
+	return 0
+}
+
+func (x *Uplink) GetMacs() []string {
+	if x != nil {
+		return x.Macs
+	}
+	return nil
+}
+
+func (x *Uplink) GetRttMs() float64 {
+	if x != nil {
+		return x.RttMs
+	}
+	return 0
+}
+
 type Port struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Instance uint32                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
@@ -288,7 +421,7 @@ type Port struct {
 
 func (x *Port) Reset() {
 	*x = Port{}
-	mi := &file_loco_network_v1_network_proto_msgTypes[4]
+	mi := &file_loco_network_v1_network_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -300,7 +433,7 @@ func (x *Port) String() string {
 func (*Port) ProtoMessage() {}
 
 func (x *Port) ProtoReflect() protoreflect.Message {
-	mi := &file_loco_network_v1_network_proto_msgTypes[4]
+	mi := &file_loco_network_v1_network_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -313,7 +446,7 @@ func (x *Port) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Port.ProtoReflect.Descriptor instead.
 func (*Port) Descriptor() ([]byte, []int) {
-	return file_loco_network_v1_network_proto_rawDescGZIP(), []int{4}
+	return file_loco_network_v1_network_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Port) GetInstance() uint32 {
@@ -452,7 +585,7 @@ type Traffic struct {
 
 func (x *Traffic) Reset() {
 	*x = Traffic{}
-	mi := &file_loco_network_v1_network_proto_msgTypes[5]
+	mi := &file_loco_network_v1_network_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +597,7 @@ func (x *Traffic) String() string {
 func (*Traffic) ProtoMessage() {}
 
 func (x *Traffic) ProtoReflect() protoreflect.Message {
-	mi := &file_loco_network_v1_network_proto_msgTypes[5]
+	mi := &file_loco_network_v1_network_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +610,7 @@ func (x *Traffic) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Traffic.ProtoReflect.Descriptor instead.
 func (*Traffic) Descriptor() ([]byte, []int) {
-	return file_loco_network_v1_network_proto_rawDescGZIP(), []int{5}
+	return file_loco_network_v1_network_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Traffic) GetFrames() uint64 {
@@ -506,7 +639,7 @@ type Link struct {
 
 func (x *Link) Reset() {
 	*x = Link{}
-	mi := &file_loco_network_v1_network_proto_msgTypes[6]
+	mi := &file_loco_network_v1_network_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -518,7 +651,7 @@ func (x *Link) String() string {
 func (*Link) ProtoMessage() {}
 
 func (x *Link) ProtoReflect() protoreflect.Message {
-	mi := &file_loco_network_v1_network_proto_msgTypes[6]
+	mi := &file_loco_network_v1_network_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -531,7 +664,7 @@ func (x *Link) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Link.ProtoReflect.Descriptor instead.
 func (*Link) Descriptor() ([]byte, []int) {
-	return file_loco_network_v1_network_proto_rawDescGZIP(), []int{6}
+	return file_loco_network_v1_network_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Link) GetFrom() uint32 {
@@ -575,7 +708,7 @@ type CaptureRequest struct {
 
 func (x *CaptureRequest) Reset() {
 	*x = CaptureRequest{}
-	mi := &file_loco_network_v1_network_proto_msgTypes[7]
+	mi := &file_loco_network_v1_network_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +720,7 @@ func (x *CaptureRequest) String() string {
 func (*CaptureRequest) ProtoMessage() {}
 
 func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loco_network_v1_network_proto_msgTypes[7]
+	mi := &file_loco_network_v1_network_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +733,7 @@ func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureRequest.ProtoReflect.Descriptor instead.
 func (*CaptureRequest) Descriptor() ([]byte, []int) {
-	return file_loco_network_v1_network_proto_rawDescGZIP(), []int{7}
+	return file_loco_network_v1_network_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CaptureRequest) GetInstances() []uint32 {
@@ -636,7 +769,7 @@ type CapturedFrame struct {
 
 func (x *CapturedFrame) Reset() {
 	*x = CapturedFrame{}
-	mi := &file_loco_network_v1_network_proto_msgTypes[8]
+	mi := &file_loco_network_v1_network_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -648,7 +781,7 @@ func (x *CapturedFrame) String() string {
 func (*CapturedFrame) ProtoMessage() {}
 
 func (x *CapturedFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_loco_network_v1_network_proto_msgTypes[8]
+	mi := &file_loco_network_v1_network_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -661,7 +794,7 @@ func (x *CapturedFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CapturedFrame.ProtoReflect.Descriptor instead.
 func (*CapturedFrame) Descriptor() ([]byte, []int) {
-	return file_loco_network_v1_network_proto_rawDescGZIP(), []int{8}
+	return file_loco_network_v1_network_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CapturedFrame) GetUnixNano() int64 {
@@ -715,7 +848,7 @@ const file_loco_network_v1_network_proto_rawDesc = "" +
 	"\binstance\x18\x01 \x01(\v2\x18.loco.plugin.v1.InstanceR\binstance\"-\n" +
 	"\x0eAttachResponse\x12\x1b\n" +
 	"\tqemu_args\x18\x01 \x03(\tR\bqemuArgs\"\x0f\n" +
-	"\rStatusRequest\"\xe6\x02\n" +
+	"\rStatusRequest\"\x99\x03\n" +
 	"\x0eStatusResponse\x12+\n" +
 	"\x05ports\x18\x01 \x03(\v2\x15.loco.network.v1.PortR\x05ports\x12\x18\n" +
 	"\ahealthy\x18\x02 \x01(\bR\ahealthy\x12\x18\n" +
@@ -724,11 +857,25 @@ const file_loco_network_v1_network_proto_rawDesc = "" +
 	"\ahost_ip\x18\x05 \x01(\tR\x06hostIp\x12\x16\n" +
 	"\x06subnet\x18\x06 \x01(\tR\x06subnet\x12@\n" +
 	"\x05drops\x18\a \x03(\v2*.loco.network.v1.StatusResponse.DropsEntryR\x05drops\x12+\n" +
-	"\x05links\x18\b \x03(\v2\x15.loco.network.v1.LinkR\x05links\x1a8\n" +
+	"\x05links\x18\b \x03(\v2\x15.loco.network.v1.LinkR\x05links\x121\n" +
+	"\auplinks\x18\t \x03(\v2\x17.loco.network.v1.UplinkR\auplinks\x1a8\n" +
 	"\n" +
 	"DropsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x8a\a\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x91\x02\n" +
+	"\x06Uplink\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1c\n" +
+	"\treachable\x18\x03 \x01(\bR\treachable\x12 \n" +
+	"\flast_seen_ms\x18\x04 \x01(\x03R\n" +
+	"lastSeenMs\x12\x1b\n" +
+	"\trx_frames\x18\x05 \x01(\x04R\brxFrames\x12\x19\n" +
+	"\brx_bytes\x18\x06 \x01(\x04R\arxBytes\x12\x1b\n" +
+	"\ttx_frames\x18\a \x01(\x04R\btxFrames\x12\x19\n" +
+	"\btx_bytes\x18\b \x01(\x04R\atxBytes\x12\x12\n" +
+	"\x04macs\x18\t \x03(\tR\x04macs\x12\x15\n" +
+	"\x06rtt_ms\x18\n" +
+	" \x01(\x01R\x05rttMs\"\x8a\a\n" +
 	"\x04Port\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\rR\binstance\x12\x10\n" +
 	"\x03mac\x18\x02 \x01(\tR\x03mac\x12\x10\n" +
@@ -794,44 +941,46 @@ func file_loco_network_v1_network_proto_rawDescGZIP() []byte {
 	return file_loco_network_v1_network_proto_rawDescData
 }
 
-var file_loco_network_v1_network_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_loco_network_v1_network_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_loco_network_v1_network_proto_goTypes = []any{
 	(*AttachRequest)(nil),  // 0: loco.network.v1.AttachRequest
 	(*AttachResponse)(nil), // 1: loco.network.v1.AttachResponse
 	(*StatusRequest)(nil),  // 2: loco.network.v1.StatusRequest
 	(*StatusResponse)(nil), // 3: loco.network.v1.StatusResponse
-	(*Port)(nil),           // 4: loco.network.v1.Port
-	(*Traffic)(nil),        // 5: loco.network.v1.Traffic
-	(*Link)(nil),           // 6: loco.network.v1.Link
-	(*CaptureRequest)(nil), // 7: loco.network.v1.CaptureRequest
-	(*CapturedFrame)(nil),  // 8: loco.network.v1.CapturedFrame
-	nil,                    // 9: loco.network.v1.StatusResponse.DropsEntry
-	nil,                    // 10: loco.network.v1.Port.FramesByEthertypeEntry
-	nil,                    // 11: loco.network.v1.Port.RxByEthertypeEntry
-	nil,                    // 12: loco.network.v1.Port.TxByEthertypeEntry
-	(*v1.Instance)(nil),    // 13: loco.plugin.v1.Instance
+	(*Uplink)(nil),         // 4: loco.network.v1.Uplink
+	(*Port)(nil),           // 5: loco.network.v1.Port
+	(*Traffic)(nil),        // 6: loco.network.v1.Traffic
+	(*Link)(nil),           // 7: loco.network.v1.Link
+	(*CaptureRequest)(nil), // 8: loco.network.v1.CaptureRequest
+	(*CapturedFrame)(nil),  // 9: loco.network.v1.CapturedFrame
+	nil,                    // 10: loco.network.v1.StatusResponse.DropsEntry
+	nil,                    // 11: loco.network.v1.Port.FramesByEthertypeEntry
+	nil,                    // 12: loco.network.v1.Port.RxByEthertypeEntry
+	nil,                    // 13: loco.network.v1.Port.TxByEthertypeEntry
+	(*v1.Instance)(nil),    // 14: loco.plugin.v1.Instance
 }
 var file_loco_network_v1_network_proto_depIdxs = []int32{
-	13, // 0: loco.network.v1.AttachRequest.instance:type_name -> loco.plugin.v1.Instance
-	4,  // 1: loco.network.v1.StatusResponse.ports:type_name -> loco.network.v1.Port
-	9,  // 2: loco.network.v1.StatusResponse.drops:type_name -> loco.network.v1.StatusResponse.DropsEntry
-	6,  // 3: loco.network.v1.StatusResponse.links:type_name -> loco.network.v1.Link
-	10, // 4: loco.network.v1.Port.frames_by_ethertype:type_name -> loco.network.v1.Port.FramesByEthertypeEntry
-	11, // 5: loco.network.v1.Port.rx_by_ethertype:type_name -> loco.network.v1.Port.RxByEthertypeEntry
-	12, // 6: loco.network.v1.Port.tx_by_ethertype:type_name -> loco.network.v1.Port.TxByEthertypeEntry
-	5,  // 7: loco.network.v1.Port.RxByEthertypeEntry.value:type_name -> loco.network.v1.Traffic
-	5,  // 8: loco.network.v1.Port.TxByEthertypeEntry.value:type_name -> loco.network.v1.Traffic
-	0,  // 9: loco.network.v1.Network.Attach:input_type -> loco.network.v1.AttachRequest
-	2,  // 10: loco.network.v1.Network.Status:input_type -> loco.network.v1.StatusRequest
-	7,  // 11: loco.network.v1.Network.Capture:input_type -> loco.network.v1.CaptureRequest
-	1,  // 12: loco.network.v1.Network.Attach:output_type -> loco.network.v1.AttachResponse
-	3,  // 13: loco.network.v1.Network.Status:output_type -> loco.network.v1.StatusResponse
-	8,  // 14: loco.network.v1.Network.Capture:output_type -> loco.network.v1.CapturedFrame
-	12, // [12:15] is the sub-list for method output_type
-	9,  // [9:12] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	14, // 0: loco.network.v1.AttachRequest.instance:type_name -> loco.plugin.v1.Instance
+	5,  // 1: loco.network.v1.StatusResponse.ports:type_name -> loco.network.v1.Port
+	10, // 2: loco.network.v1.StatusResponse.drops:type_name -> loco.network.v1.StatusResponse.DropsEntry
+	7,  // 3: loco.network.v1.StatusResponse.links:type_name -> loco.network.v1.Link
+	4,  // 4: loco.network.v1.StatusResponse.uplinks:type_name -> loco.network.v1.Uplink
+	11, // 5: loco.network.v1.Port.frames_by_ethertype:type_name -> loco.network.v1.Port.FramesByEthertypeEntry
+	12, // 6: loco.network.v1.Port.rx_by_ethertype:type_name -> loco.network.v1.Port.RxByEthertypeEntry
+	13, // 7: loco.network.v1.Port.tx_by_ethertype:type_name -> loco.network.v1.Port.TxByEthertypeEntry
+	6,  // 8: loco.network.v1.Port.RxByEthertypeEntry.value:type_name -> loco.network.v1.Traffic
+	6,  // 9: loco.network.v1.Port.TxByEthertypeEntry.value:type_name -> loco.network.v1.Traffic
+	0,  // 10: loco.network.v1.Network.Attach:input_type -> loco.network.v1.AttachRequest
+	2,  // 11: loco.network.v1.Network.Status:input_type -> loco.network.v1.StatusRequest
+	8,  // 12: loco.network.v1.Network.Capture:input_type -> loco.network.v1.CaptureRequest
+	1,  // 13: loco.network.v1.Network.Attach:output_type -> loco.network.v1.AttachResponse
+	3,  // 14: loco.network.v1.Network.Status:output_type -> loco.network.v1.StatusResponse
+	9,  // 15: loco.network.v1.Network.Capture:output_type -> loco.network.v1.CapturedFrame
+	13, // [13:16] is the sub-list for method output_type
+	10, // [10:13] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_loco_network_v1_network_proto_init() }
@@ -845,7 +994,7 @@ func file_loco_network_v1_network_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loco_network_v1_network_proto_rawDesc), len(file_loco_network_v1_network_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
