@@ -242,7 +242,7 @@ func TestDashboard(t *testing.T) {
 
 	t.Run("a moving screen: full rate in the focused tile, thumbnail rate in the grid", func(t *testing.T) {
 		if !withInput {
-			t.Skip("needs the input plugin to press F10 in the guest")
+			t.Fatal("needs the input plugin (plugins/input-qmp) to press F10 in the guest")
 		}
 		pageKey(t, ctx, "F10", "F10", 121) // the test guest redraws its console 25 times a second
 		defer pageKey(t, ctx, "F10", "F10", 121)
