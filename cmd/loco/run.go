@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -41,7 +40,9 @@ func newRunCmd(g *globals) *cobra.Command {
 guests that are already running), and supervises them: a guest that dies is
 restarted with backoff. In a terminal it shows a live table of the guests;
 Ctrl-C powers them down (ACPI, then quit after the runtime's stop_grace) and
-keeps their disks. With --detach, loco keeps running in the background and
+keeps their disks, and so do SIGTERM and SIGHUP (a closed terminal). A
+closed stdout or stderr (loco run | head -1) does not stop loco: it keeps
+supervising and its output is dropped. With --detach, loco keeps running in the background and
 returns once every guest has started; stop it with 'loco stop'.
 
 With --from NAME every guest starts from snapshot NAME (loco snapshot save)
@@ -58,6 +59,10 @@ the bearer token printed at start (also in <state_dir>/api-token).`,
 			if detach && !daemon {
 				return runDetached(cmd, args[0], sf.vars, from)
 			}
+			// Before the first write: a broken stdout must not kill loco
+			// at any point from here on.
+			ctx, stop := runSignals(cmd.Context())
+			defer stop()
 			c, l, err := sf.load(cmd.ErrOrStderr(), args[0])
 			if err != nil {
 				return err
@@ -94,8 +99,6 @@ the bearer token printed at start (also in <state_dir>/api-token).`,
 				return fmt.Errorf("the API cannot listen on %s (api.listen): %w", c.API.Listen, err)
 			}
 			defer lis.Close()
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
 			diags, err := cl.Up(ctx)
 			if len(diags) > 0 {
 				printDiags(cmd.ErrOrStderr(), l, diags)

@@ -99,3 +99,88 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestRunSurvivesItsOutput: `loco run | head -1` and a closed terminal.
+// loco's stdout and stderr are a pipe whose reader exits after the first
+// line; loco keeps supervising the guest (every later write fails with
+// EPIPE), and SIGHUP then powers the guest down like Ctrl-C. Before, the
+// first write to the closed pipe killed loco with SIGPIPE, and SIGHUP
+// killed it outright: either way the guest ran on with nobody watching.
+func TestRunSurvivesItsOutput(t *testing.T) {
+	e := newE2E(t)
+	spec := e.spec("pipe", 1, "")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(e.bin, "run", spec)
+	cmd.Env = append(os.Environ(), "LOCO_STATE_DIR="+e.stateDir, "XDG_CACHE_HOME="+filepath.Join(e.dir, "cache"))
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	// What `head -1` does: read a line, exit.
+	first := make([]byte, 1)
+	var line []byte
+	for {
+		if _, err := r.Read(first); err != nil {
+			t.Fatalf("no first line from loco run: %v (%q)", err, line)
+		}
+		if line = append(line, first[0]); first[0] == '\n' {
+			break
+		}
+	}
+	r.Close()
+	t.Logf("the reader took %q and left", line)
+
+	for deadline := time.Now().Add(3 * time.Minute); e.readyCount("pipe", 0) < 1; time.Sleep(250 * time.Millisecond) {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("loco run died with its reader (%v); guests: %+v", err, e.status(spec).Guests)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the guest did not boot within 3 minutes")
+		}
+	}
+	st := e.status(spec)
+	if len(st.Guests) != 1 || !st.Guests[0].Running {
+		t.Fatalf("status after the reader left: %+v", st)
+	}
+	if st.LocoPID != cmd.Process.Pid {
+		t.Fatalf("the guest is not supervised by this loco run (pid %d): status says loco pid %d", cmd.Process.Pid, st.LocoPID)
+	}
+	guest := st.Guests[0].PID
+	// The agent listens to the power button once it has opened its third
+	// input device (see TestForegroundRunAndLogs).
+	serial := filepath.Join(e.guestDir("pipe", 0), "serial.log")
+	for deadline := time.Now().Add(time.Minute); strings.Count(string(must(os.ReadFile(serial))), "LOCO-AGENT input") < 3; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not open three input devices:\n%s", must(os.ReadFile(serial)))
+		}
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		done <- err
+		if err != nil {
+			t.Errorf("loco run exited with %v after SIGHUP", err)
+		}
+	case <-time.After(3 * time.Minute):
+		t.Fatal("loco run did not exit after SIGHUP")
+	}
+	if alive(guest) {
+		t.Errorf("guest %d runs on after loco exited: orphaned", guest)
+	}
+	if !strings.Contains(string(must(os.ReadFile(serial))), "LOCO-POWEROFF") {
+		t.Error("the guest was not powered down through ACPI")
+	}
+}
