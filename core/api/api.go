@@ -5,14 +5,12 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/locolan/loco/core/plan"
@@ -35,11 +33,14 @@ type Server struct {
 	token string
 	log   *slog.Logger
 	mux   *http.ServeMux
+	// handler is mux behind the cross-origin check (auth.go).
+	handler http.Handler
 }
 
 // New makes a server; token is required on every request.
 func New(b Backend, token string, log *slog.Logger) *Server {
 	s := &Server{b: b, token: token, log: log, mux: http.NewServeMux()}
+	s.handler = sameOrigin(s.mux)
 	s.mux.HandleFunc("GET /api/instances", s.instances)
 	s.mux.HandleFunc("GET /api/events", s.events)
 	s.mux.HandleFunc("GET /api/lan-status", s.lanStatus)
@@ -63,19 +64,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "missing or wrong token: send Authorization: Bearer <token> (see `loco status` for where the token is)")
 		return
 	}
-	s.mux.ServeHTTP(w, r)
-}
-
-// authorized accepts the token as a bearer header, or as ?token= for the
-// browser's first page load and WebSockets, which cannot set headers.
-func (s *Server) authorized(r *http.Request) bool {
-	got := ""
-	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
-		got = strings.TrimPrefix(h, "Bearer ")
-	} else if q := r.URL.Query().Get("token"); q != "" {
-		got = q
-	}
-	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) == 1
+	s.handler.ServeHTTP(w, r)
 }
 
 // Serve serves on lis until ctx ends. The caller listens first, so a busy

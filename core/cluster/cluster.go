@@ -137,22 +137,23 @@ func LockHolder(dir string) int {
 	return pid
 }
 
-// token is the API's bearer token: the spec's, else the one generated on an
-// earlier run, else a new one. Either way it is kept (0600) in the state
-// directory, where other loco commands on this machine read it.
+// token is the API's bearer token: the spec's, else a new one for every
+// run, so a token that leaked (it is printed, and sits in browser history as
+// the dashboard's ?token=) dies with the run. Either way it is kept (0600)
+// in the state directory, where other loco commands on this machine read
+// it; a client that loses its token reads it again from there.
 func token(c *spec.Cluster, dir string) (string, error) {
 	path := filepath.Join(dir, "api-token")
 	t := c.API.Token
 	if t == "" {
-		if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 16 {
-			return strings.TrimSpace(string(b)), nil
-		}
 		raw := make([]byte, 16)
 		if _, err := rand.Read(raw); err != nil {
 			return "", fmt.Errorf("generating an API token: %w", err)
 		}
 		t = hex.EncodeToString(raw)
 	}
+	// Written anew, never through an existing file's mode.
+	os.Remove(path)
 	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("saving the API token: %w", err)
 	}

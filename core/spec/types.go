@@ -137,7 +137,7 @@ type Pin struct {
 // API is the core's HTTP API.
 type API struct {
 	Listen string
-	// Token is the bearer token; "" means generate one and keep it in the
+	// Token is the bearer token; "" means a new one each run, kept in the
 	// state directory.
 	Token string
 }
