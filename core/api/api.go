@@ -35,12 +35,15 @@ type Server struct {
 	mux   *http.ServeMux
 	// handler is mux behind the cross-origin check (auth.go).
 	handler http.Handler
+	// Limits apply from the next Serve; New sets DefaultLimits.
+	Limits Limits
 }
 
 // New makes a server; token is required on every request.
 func New(b Backend, token string, log *slog.Logger) *Server {
 	s := &Server{b: b, token: token, log: log, mux: http.NewServeMux()}
 	s.handler = sameOrigin(s.mux)
+	s.Limits = DefaultLimits
 	s.mux.HandleFunc("GET /api/instances", s.instances)
 	s.mux.HandleFunc("GET /api/events", s.events)
 	s.mux.HandleFunc("GET /api/lan-status", s.lanStatus)
@@ -64,13 +67,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "missing or wrong token: send Authorization: Bearer <token> (see `loco status` for where the token is)")
 		return
 	}
+	s.deadlines(w, r)
 	s.handler.ServeHTTP(w, r)
 }
 
 // Serve serves on lis until ctx ends. The caller listens first, so a busy
 // port is reported before any guest boots.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) <-chan error {
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: s.Limits.ReadHeader, IdleTimeout: s.Limits.Idle, MaxHeaderBytes: 64 << 10}
+	if s.Limits.MaxConns > 0 {
+		lis = &capListener{Listener: lis, max: s.Limits.MaxConns}
+	}
 	done := make(chan error, 1)
 	go func() {
 		err := srv.Serve(lis)
