@@ -2,11 +2,13 @@ package streamer
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
 
 	"github.com/locolan/loco/plugins/stream-webrtc/rfb/rfbtest"
 	"github.com/locolan/loco/sdk"
@@ -187,4 +189,40 @@ func TestOfferRejectsAnUnknownVariant(t *testing.T) {
 	if err == nil {
 		t.Fatal("an offer for a guest that is not attached was accepted")
 	}
+}
+
+// TestUnconnectedOffersFreeTheirSlots: maxViewersPerGuest offers whose
+// clients never connect fill the guest's slots only until connectTimeout;
+// then a real viewer gets in. Before, they held them for ~30 s.
+func TestUnconnectedOffersFreeTheirSlots(t *testing.T) {
+	r := newRig(t, 320, 240, "audio = false")
+	offer := func() error {
+		pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
+		o, err := pc.CreateOffer(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The answer is never applied: this client never connects.
+		_, _, err = r.c.Offer(context.Background(), sdk.OfferRequest{Instance: 0, SDP: o.SDP})
+		return err
+	}
+	for i := range maxViewersPerGuest {
+		if err := offer(); err != nil {
+			t.Fatalf("offer %d: %v", i, err)
+		}
+	}
+	if err := offer(); !errors.Is(err, sdk.ErrBusy) {
+		t.Fatalf("offer %d: %v, want ErrBusy", maxViewersPerGuest+1, err)
+	}
+	start := time.Now()
+	limit := connectTimeout(config{})
+	waitFor(t, "the unconnected viewers to leave", 4*limit, func() bool { return r.stats(t, sdk.VariantFull).Viewers == 0 })
+	t.Logf("%d unconnected viewers gone %v after the last offer (connectTimeout %v)", maxViewersPerGuest, time.Since(start), limit)
+	v, _ := newViewerClient(t, r.c, 0, sdk.VariantFull)
+	waitFor(t, "frames for the real viewer", time.Minute, func() bool { return v.frames.Load() > 0 })
 }

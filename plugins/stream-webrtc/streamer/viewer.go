@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -21,12 +22,26 @@ type viewer struct {
 	v    *variant
 	pc   *webrtc.PeerConnection
 	once sync.Once
+	// connected is set once the peer connection has connected.
+	connected atomic.Bool
 }
 
 // gatherTimeout bounds ICE gathering for the answer. WHEP answers carry
 // every candidate (no trickle); on loopback gathering takes milliseconds,
 // with STUN servers up to a few seconds.
 const gatherTimeout = 5 * time.Second
+
+// connectTimeout frees the slot of a viewer that took an answer but never
+// connected (a WHEP client that gave up, or one that only fills slots):
+// without it pion waits ~30 s before it calls the connection failed, and
+// maxViewersPerGuest such offers lock real viewers out. Connecting takes
+// milliseconds on loopback and a few round trips through STUN/TURN.
+func connectTimeout(c config) time.Duration {
+	if c.remote() {
+		return 15 * time.Second
+	}
+	return 5 * time.Second
+}
 
 func newViewer(ctx context.Context, p *plugin, va *variant, id, offer string) (*viewer, string, error) {
 	g := va.g
@@ -59,6 +74,7 @@ func newViewer(ctx context.Context, p *plugin, va *variant, id, offer string) (*
 		logger.Debug("viewer connection", "guest", g.in.Name, "session", id, "state", s.String())
 		switch s {
 		case webrtc.PeerConnectionStateConnected:
+			v.connected.Store(true)
 			// A new viewer can only start decoding at a key frame.
 			va.requestKeyFrame()
 		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
@@ -83,6 +99,11 @@ func newViewer(ctx context.Context, p *plugin, va *variant, id, offer string) (*
 	case <-ctx.Done():
 		return fail(context.Canceled, "the offer was withdrawn: %v", ctx.Err())
 	}
+	time.AfterFunc(connectTimeout(cfg), func() {
+		if !v.connected.Load() {
+			v.close("did not connect within " + connectTimeout(cfg).String())
+		}
+	})
 	return v, pc.LocalDescription().SDP, nil
 }
 
