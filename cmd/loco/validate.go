@@ -19,7 +19,8 @@ func newValidateCmd(g *globals) *cobra.Command {
 		Short: "Check a cluster spec, including each plugin's block",
 		Long: `validate reads the spec, then starts every plugin it names, asks each for its
 configuration schema and checks the plugin's block against it. Nothing is
-booted. Problems are printed as file:line:column with the offending line;
+booted. It also checks what this host can do: the machine type against its
+QEMU's list, each guest's memory against the host's. Problems are printed as file:line:column with the offending line;
 the exit code is 1 when there is any.`,
 		Example: "  loco validate configs/demo.hcl\n  loco validate --var guests=9 configs/demo.hcl",
 		Args:    cobra.ExactArgs(1),
@@ -32,7 +33,11 @@ the exit code is 1 when there is any.`,
 			defer cancel()
 			h := pluginhost.New(g.log)
 			defer h.Close()
-			_, diags := h.Load(ctx, c, plan.Facts(c))
+			// What the host cannot give (machine type, memory), then the
+			// plugins' blocks: every mistake plan and run would hit.
+			diags := cluster.CheckHost(ctx, c)
+			_, pd := h.Load(ctx, c, plan.Facts(c))
+			diags = append(diags, pd...)
 			if len(diags) > 0 {
 				printDiags(cmd.ErrOrStderr(), l, diags)
 			}

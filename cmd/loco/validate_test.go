@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -128,6 +129,61 @@ func TestValidatePluginBlocks(t *testing.T) {
 		out := e.mustLoco("plugins")
 		if !regexp.MustCompile(`network\s+mcast\s+1\.0\.0\s+1\s+\S+loco-plugin-network-mcast\s+ok`).MatchString(out) {
 			t.Errorf("loco plugins:\n%s", out)
+		}
+	})
+}
+
+// TestValidateCatchesWhatRunWouldHit: mistakes that plan or run used to
+// hit later, without a position (QEMU's or net.Listen's words at start),
+// are validate's errors at the attribute's file:line:col. And plan, which
+// promises to write nothing, leaves no state directory behind (it used to
+// create <state_dir>/lan).
+func TestValidateCatchesWhatRunWouldHit(t *testing.T) {
+	e := newE2E(t)
+	// The spec's lines: 1 cluster, 2 instances, 3-8 image, 9-12 guest
+	// (memory on 10), 13-15 runtime, 16-18 api (listen on 17), then the
+	// extra body from line 19.
+	cases := []struct {
+		name, edit, extra, want string
+	}{
+		{"memory the host cannot give", "memory = 999999999999", "", `:10:5: error: More memory than the host has`},
+		{"port out of range", `listen = "0.0.0.0:99999"`, "", `:17:5: error: Invalid port`},
+		{"comma in state_dir", "", "  state_dir = \"/tmp/a,b\"\n", `:19:3: error: Path QEMU cannot take`},
+		{"QEMU options in the machine type", "memory = 128\n    machine = \"pc,accel=kvm\"", "", `:11:5: error: Invalid machine type`},
+		{"machine type QEMU does not have", "memory = 128\n    machine = \"pc-i440fx-0.1\"", "", `:11:5: error: Unknown machine type`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := e.spec("bad", 1, tc.extra)
+			src := string(must(os.ReadFile(path)))
+			if strings.HasPrefix(tc.edit, "listen") {
+				src = strings.Replace(src, `listen = "127.0.0.1:0"`, tc.edit, 1)
+			} else if tc.edit != "" {
+				src = strings.Replace(src, "memory = 128", tc.edit, 1)
+			}
+			os.WriteFile(path, []byte(src), 0o644)
+			for _, cmd := range []string{"validate", "plan"} {
+				_, errOut, code := e.loco(cmd, path)
+				if code != 1 || !strings.Contains(errOut, path+tc.want) {
+					t.Errorf("loco %s: exit %d; want %q in stderr:\n%s", cmd, code, path+tc.want, errOut)
+				}
+			}
+		})
+	}
+
+	t.Run("plan writes nothing", func(t *testing.T) {
+		dir := filepath.Join(e.dir, "fresh-state")
+		path := e.spec("lan", 2, fmt.Sprintf("  state_dir = %q\n  network \"socket\" {}\n", dir))
+		out := e.mustLoco("plan", path)
+		if !strings.Contains(out, filepath.Join(dir, "lan")) {
+			t.Errorf("the plan does not show the LAN's sockets under the state directory %s:\n%s", dir, out)
+		}
+		if strings.Contains(out, "loco-plan-") {
+			t.Errorf("the plan shows the plugins' scratch directory:\n%s", out)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			entries, _ := os.ReadDir(dir)
+			t.Errorf("plan created the state directory %s (%v): %v", dir, err, entries)
 		}
 	})
 }

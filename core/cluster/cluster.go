@@ -164,7 +164,7 @@ func token(c *spec.Cluster, dir string) (string, error) {
 // every instance to them, plans, and starts (or reattaches) every guest.
 // Spec problems found by plugins come back as diagnostics.
 func (cl *Cluster) Up(ctx context.Context) (hcl.Diagnostics, error) {
-	p, host, set, diags, err := prepare(ctx, cl.Spec, cl.StateDir, cl.opts)
+	p, host, set, diags, err := prepare(ctx, cl.Spec, cl.StateDir, "", cl.opts)
 	cl.host, cl.plugins = host, set
 	if err != nil || diags.HasErrors() {
 		return diags, err
@@ -223,12 +223,20 @@ func (cl *Cluster) Up(ctx context.Context) (hcl.Diagnostics, error) {
 func (cl *Cluster) StartReports() []StartReport { return slices.Clone(cl.starts) }
 
 // Preview makes the plan `loco run` would make, starting the plugins only
-// to ask them for their QEMU arguments. Nothing is booted or locked.
+// to ask them for their QEMU arguments. Nothing is booted or locked, and
+// nothing is written to the state directory: the plugins are shown a
+// scratch directory (they bind sockets and make directories as they
+// attach), and their arguments are rewritten to the real one.
 func Preview(ctx context.Context, c *spec.Cluster, opts Options) (*plan.Plan, hcl.Diagnostics, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	p, host, _, diags, err := prepare(ctx, c, plan.DefaultStateDir(c), opts)
+	scratch, err := os.MkdirTemp("", "loco-plan-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("making a scratch directory for the plugins: %w", err)
+	}
+	defer os.RemoveAll(scratch)
+	p, host, _, diags, err := prepare(ctx, c, plan.DefaultStateDir(c), scratch, opts)
 	if host != nil {
 		host.Close()
 	}
@@ -236,8 +244,17 @@ func Preview(ctx context.Context, c *spec.Cluster, opts Options) (*plan.Plan, hc
 }
 
 // prepare resolves everything a plan needs: the accelerator, the plugins and
-// their fragments. The plugin host it returns is running (nil on early error).
-func prepare(ctx context.Context, c *spec.Cluster, stateDir string, opts Options) (*plan.Plan, *pluginhost.Host, *pluginhost.Set, hcl.Diagnostics, error) {
+// their fragments. The plugin host it returns is running (nil on early
+// error). pluginDir, if not "", is the state directory the plugins are told
+// (Preview's scratch); their arguments are rewritten to stateDir.
+func prepare(ctx context.Context, c *spec.Cluster, stateDir, pluginDir string, opts Options) (*plan.Plan, *pluginhost.Host, *pluginhost.Set, hcl.Diagnostics, error) {
+	diags := CheckHost(ctx, c)
+	if diags.HasErrors() {
+		return nil, nil, nil, diags, nil
+	}
+	if pluginDir == "" {
+		pluginDir = stateDir
+	}
 	cache := opts.AccelCache
 	if cache == "" {
 		if d, err := os.UserCacheDir(); err == nil {
@@ -246,14 +263,15 @@ func prepare(ctx context.Context, c *spec.Cluster, stateDir string, opts Options
 	}
 	accel, err := qemu.ProbeAccel(ctx, qemu.ProbeOptions{Requested: c.Guest.Accel, Kernel: c.Image.Kernel, CacheFile: cache})
 	if err != nil && accel.Accel == "" {
-		return nil, nil, nil, nil, fmt.Errorf("choosing the accelerator: %w", err)
+		return nil, nil, nil, diags, fmt.Errorf("choosing the accelerator: %w", err)
 	}
 	opts.Log.Info("accelerator chosen", "accel", accel.Accel, "reason", accel.Reason)
 
-	facts := plan.FactsIn(c, stateDir)
+	facts := plan.FactsIn(c, pluginDir)
 	host := pluginhost.New(opts.Log)
 	host.Dirs = opts.PluginDirs
-	set, diags := host.Load(ctx, c, facts)
+	set, loadDiags := host.Load(ctx, c, facts)
+	diags = append(diags, loadDiags...)
 	if diags.HasErrors() {
 		return nil, host, set, diags, nil
 	}
@@ -268,6 +286,11 @@ func prepare(ctx context.Context, c *spec.Cluster, stateDir string, opts Options
 			args, err := p.Attach(ctx, inst)
 			if err != nil {
 				return nil, host, set, diags, fmt.Errorf("attaching guest %s to the %s plugin: %w", inst.Name, kind, err)
+			}
+			if pluginDir != stateDir {
+				for j := range args {
+					args[j] = strings.ReplaceAll(args[j], pluginDir, stateDir)
+				}
 			}
 			dst[int(inst.Index)] = args
 		}

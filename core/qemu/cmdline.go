@@ -142,6 +142,24 @@ func (m Machine) Program() string {
 // "pc-i440fx-7.2"; anything else could smuggle extra -machine options.
 var machineTypeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 
+// CheckMachineName says whether name can be a QEMU machine type at all (not
+// whether this QEMU has it: MachineTypes lists those).
+func CheckMachineName(name string) error {
+	if !machineTypeRE.MatchString(name) {
+		return fmt.Errorf("machine type %.40q is not a valid QEMU machine name (lower-case letters, digits, '.', '_' and '-'; options such as \",accel=\" are not taken)", name)
+	}
+	return nil
+}
+
+// CheckOptionPath says whether p can go into a QEMU option value
+// (file=..., path=...): QEMU's option syntax splits at commas.
+func CheckOptionPath(p string) error {
+	if strings.ContainsAny(p, ",\n") {
+		return fmt.Errorf("path %q contains a comma or newline, which QEMU option syntax cannot take", p)
+	}
+	return nil
+}
+
 // guestNameRE keeps names safe for -name (no commas: QEMU option syntax) and
 // for the process title.
 var guestNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -164,8 +182,8 @@ func (m Machine) Args() ([]string, error) {
 		bad("name %q: must be non-empty and use only letters, digits, '.', '_' and '-'", m.Name)
 	}
 	machineType := or(m.Machine, "pc")
-	if !machineTypeRE.MatchString(machineType) {
-		bad("machine type %q is not a valid QEMU machine name", machineType)
+	if err := CheckMachineName(machineType); err != nil {
+		bad("%w", err)
 	}
 	cpus := m.CPUs
 	if cpus == 0 {
@@ -372,10 +390,7 @@ func checkAbsPath(p string) error {
 	if !filepath.IsAbs(p) {
 		return fmt.Errorf("path %q is relative; an absolute path is required", p)
 	}
-	if strings.ContainsAny(p, ",\n") {
-		return fmt.Errorf("path %q contains a comma or newline, which QEMU option syntax cannot take", p)
-	}
-	return nil
+	return CheckOptionPath(p)
 }
 
 // vncOption validates a VNC endpoint and returns the -vnc value.

@@ -351,9 +351,16 @@ func decodeCluster(block *hcl.Block, ctx *hcl.EvalContext, dir string) (*Cluster
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	c := &Cluster{Name: block.Labels[0], Instances: DefaultInstances, Overrides: map[int]Guest{}, Pins: map[string]Pin{}, evalCtx: ctx}
+	c := &Cluster{Name: block.Labels[0], Instances: DefaultInstances, Overrides: map[int]Guest{}, Pins: map[string]Pin{}, evalCtx: ctx,
+		Where: map[string]hcl.Range{"": block.DefRange}}
 	errAt := func(body hcl.Body, attr, summary, detail string) {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: attrRange(body, attr, block.DefRange)})
+	}
+	// commaFree: the path goes into a QEMU option (file=..., path=...).
+	commaFree := func(body hcl.Body, attr, p string) {
+		if err := qemu.CheckOptionPath(p); err != nil {
+			errAt(body, attr, "Path QEMU cannot take", fmt.Sprintf("%s: %v; rename or move it.", attr, err))
+		}
 	}
 	if !validName(c.Name) {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid cluster name",
@@ -367,6 +374,8 @@ func decodeCluster(block *hcl.Block, ctx *hcl.EvalContext, dir string) (*Cluster
 	}
 	if cb.StateDir != nil {
 		c.StateDir = resolve(dir, *cb.StateDir)
+		c.Where["state_dir"] = *attrRange(block.Body, "state_dir", block.DefRange)
+		commaFree(block.Body, "state_dir", c.StateDir)
 	}
 
 	// Image.
@@ -393,6 +402,7 @@ func decodeCluster(block *hcl.Block, ctx *hcl.EvalContext, dir string) (*Cluster
 				continue
 			}
 			*f.path = resolve(dir, *f.path)
+			commaFree(im.Body, f.attr, *f.path)
 			if st, err := os.Stat(*f.path); err != nil {
 				errAt(im.Body, f.attr, "Image file not found", fmt.Sprintf("%s = %q: %v.%s", f.attr, *f.path, err, imageHint(*f.path)))
 			} else if st.IsDir() {
@@ -415,6 +425,9 @@ func decodeCluster(block *hcl.Block, ctx *hcl.EvalContext, dir string) (*Cluster
 		g, d := decodeGuest(cb.Guest, c.Image.MinMemoryMiB, block.DefRange)
 		diags = append(diags, d...)
 		c.Guest = c.Guest.merge(g)
+		for _, attr := range []string{"machine", "memory"} {
+			c.Where["guest."+attr] = *attrRange(cb.Guest.Body, attr, block.DefRange)
+		}
 	}
 	for _, ib := range cb.Instance {
 		ib := ib
@@ -438,6 +451,9 @@ func decodeCluster(block *hcl.Block, ctx *hcl.EvalContext, dir string) (*Cluster
 		g, d := decodeGuest(&ib.Guest, c.Image.MinMemoryMiB, block.DefRange)
 		diags = append(diags, d...)
 		c.Overrides[idx] = g
+		if ib.Guest.Memory != nil {
+			c.Where[fmt.Sprintf("instance.%d.memory", idx)] = *attrRange(ib.Guest.Body, "memory", block.DefRange)
+		}
 	}
 
 	// Runtime.
@@ -537,8 +553,10 @@ func decodeCluster(block *hcl.Block, ctx *hcl.EvalContext, dir string) (*Cluster
 	if ab := cb.API; ab != nil {
 		if ab.Listen != nil {
 			c.API.Listen = *ab.Listen
-			if _, _, err := net.SplitHostPort(c.API.Listen); err != nil {
-				errAt(ab.Body, "listen", "Invalid listen address", fmt.Sprintf("listen = %q: write HOST:PORT, e.g. \"127.0.0.1:7780\".", c.API.Listen))
+			if _, port, err := net.SplitHostPort(c.API.Listen); err != nil {
+				errAt(ab.Body, "listen", "Invalid listen address", fmt.Sprintf("listen = %.80q: write HOST:PORT, e.g. \"127.0.0.1:7780\".", c.API.Listen))
+			} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+				errAt(ab.Body, "listen", "Invalid port", fmt.Sprintf("listen = %.80q: the port is a number from 0 (any free port) to 65535.", c.API.Listen))
 			}
 		}
 		if ab.Token != nil {
@@ -572,6 +590,10 @@ func decodeGuest(gb *guestBlock, minMemory int, fallback hcl.Range) (Guest, hcl.
 	oneOf("pointer", gb.Pointer, PointerModels, &g.Pointer)
 	if gb.Machine != nil {
 		g.Machine = *gb.Machine
+		if err := qemu.CheckMachineName(g.Machine); err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid machine type",
+				Detail: fmt.Sprintf("machine: %v; the accelerator is accel = ..., and `qemu-system-x86_64 -machine help` lists the types.", err), Subject: attrRange(gb.Body, "machine", fallback)})
+		}
 	}
 	if gb.StartFrom != nil {
 		g.StartFrom = *gb.StartFrom

@@ -20,8 +20,22 @@ type Cluster struct {
 	Plugins   []PluginUse
 	Pins      map[string]Pin // by "<kind>-<name>"
 	API       API
+	// Where records where some attributes were written, for checks that
+	// only the host can make (core/cluster's CheckHost): "" is the cluster
+	// block, then "state_dir", "guest.machine", "guest.memory",
+	// "instance.N.memory".
+	Where map[string]hcl.Range
 
 	evalCtx *hcl.EvalContext
+}
+
+// At is where key was written (see Where), else the cluster block.
+func (c *Cluster) At(key string) *hcl.Range {
+	if r, ok := c.Where[key]; ok {
+		return &r
+	}
+	r := c.Where[""]
+	return &r
 }
 
 // EvalContext is the context plugin blocks are decoded in (variables).
