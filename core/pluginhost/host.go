@@ -37,12 +37,15 @@ type Host struct {
 	mu    sync.Mutex
 	live  []*Plugin
 	once  sync.Once
+	// sockRoot holds the plugins' sockets (sockets.go).
+	sockRoot string
 }
 
 // New starts a host.
 func New(log *slog.Logger) *Host {
 	h := &Host{log: log, KillTimeout: 5 * time.Second, StartTimeout: 15 * time.Second, spawn: make(chan func())}
 	go h.spawnLoop()
+	sweepSocketDirs()
 	return h
 }
 
@@ -77,6 +80,11 @@ func (h *Host) Close() {
 		}
 		wg.Wait()
 		close(h.spawn)
+		h.mu.Lock()
+		if h.sockRoot != "" {
+			os.RemoveAll(h.sockRoot)
+		}
+		h.mu.Unlock()
 	})
 }
 
@@ -90,6 +98,7 @@ type Plugin struct {
 
 	mu         sync.Mutex
 	client     *plugin.Client
+	sockDir    string // the current process's socket directory
 	rpc        plugin.ClientProtocol
 	sdk        *sdk.Client
 	info       sdk.Info
@@ -145,7 +154,13 @@ func (p *Plugin) launch(ctx context.Context) error {
 		// in which the file could be swapped.
 		secure = &plugin.SecureConfig{Checksum: want, Hash: sha256.New()}
 	}
+	sockDir, err := p.host.launchSocketDir(cand.ID())
+	if err != nil {
+		return err
+	}
 	cmd := exec.Command(cand.Path)
+	// go-plugin adds the environment after this.
+	cmd.Env = []string{plugin.EnvUnixSocketDir + "=" + sockDir}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout := &firstBytes{}
 	client := plugin.NewClient(&plugin.ClientConfig{
@@ -160,16 +175,19 @@ func (p *Plugin) launch(ctx context.Context) error {
 		Logger:           hclogFor(p.host.log, cand.ID()),
 		SyncStdout:       stdout,
 	})
+	failed := func() {
+		client.Kill()
+		os.RemoveAll(sockDir)
+	}
 	var rpc plugin.ClientProtocol
-	var err error
 	p.host.onSpawnThread(func() { rpc, err = client.Client() })
 	if err != nil {
-		client.Kill()
+		failed()
 		return explainStartError(cand, err)
 	}
 	raw, err := rpc.Dispense(sdk.PluginName)
 	if err != nil {
-		client.Kill()
+		failed()
 		return fmt.Errorf("plugin %s: opening its service: %w", cand.Path, err)
 	}
 	sc := raw.(*sdk.Client)
@@ -177,11 +195,11 @@ func (p *Plugin) launch(ctx context.Context) error {
 	defer cancel()
 	info, err := sc.Info(callCtx)
 	if err != nil {
-		client.Kill()
+		failed()
 		return fmt.Errorf("plugin %s: %w", cand.Path, err)
 	}
 	if info.Kind != cand.Kind || info.Name != cand.Name {
-		client.Kill()
+		failed()
 		return fmt.Errorf("plugin %s says it is the %s plugin %q, but its file name says %s %q", cand.Path, info.Kind, info.Name, cand.Kind, cand.Name)
 	}
 	exited := make(chan struct{})
@@ -194,7 +212,7 @@ func (p *Plugin) launch(ctx context.Context) error {
 		close(exited)
 	}()
 	p.mu.Lock()
-	p.client, p.rpc, p.sdk, p.info, p.apiVersion, p.exited = client, rpc, sc, info, client.NegotiatedVersion(), exited
+	p.client, p.rpc, p.sdk, p.info, p.apiVersion, p.exited, p.sockDir = client, rpc, sc, info, client.NegotiatedVersion(), exited, sockDir
 	p.mu.Unlock()
 	p.log.Debug("plugin started", "path", cand.Path, "pid", p.PID(), "version", info.Version, "api", p.apiVersion)
 	return nil
@@ -346,9 +364,10 @@ func (p *Plugin) Stop() {
 	}
 	p.stopped = true
 	close(p.stop)
-	c := p.client
+	c, dir := p.client, p.sockDir
 	p.mu.Unlock()
 	p.host.kill(c)
+	os.RemoveAll(dir)
 }
 
 func (h *Host) kill(c *plugin.Client) {
@@ -417,9 +436,10 @@ func (p *Plugin) watch() {
 			}
 			backoff = min(max(backoff*2, firstBackoff), maxBackoff)
 			p.mu.Lock()
-			old := p.client
+			old, oldDir := p.client, p.sockDir
 			p.mu.Unlock()
 			p.host.kill(old) // reap what is left of the old process
+			os.RemoveAll(oldDir)
 			if err := p.restart(); err != nil {
 				p.log.Error("plugin restart failed", "err", err, "next_try_in", backoff)
 				continue
@@ -470,4 +490,15 @@ func (p *Plugin) restart() error {
 	}
 	p.log.Info("plugin restarted and state re-sent", "pid", p.PID(), "instances", len(attached))
 	return nil
+}
+
+// socketPath is where the current plugin process listens (for tests).
+func (p *Plugin) socketPath() string {
+	p.mu.Lock()
+	c := p.client
+	p.mu.Unlock()
+	if c == nil || c.ReattachConfig() == nil {
+		return ""
+	}
+	return c.ReattachConfig().Addr.String()
 }

@@ -65,7 +65,7 @@ func childHost() {
 		fmt.Println("ERR", diags)
 		os.Exit(1)
 	}
-	fmt.Printf("PID %d\n", set.Get("network").PID())
+	fmt.Printf("PID %d %s\n", set.Get("network").PID(), set.Get("network").socketPath())
 	select {}
 }
 
@@ -273,7 +273,7 @@ func TestNoPluginOutlivesItsHost(t *testing.T) {
 			t.Fatalf("child host said %q (%v)", line, err)
 		}
 		go io.Copy(io.Discard, stdout)
-		pid, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "PID ")))
+		pid, _ := strconv.Atoi(strings.Fields(line)[1])
 		if !alive(pid) {
 			t.Fatalf("plugin %d is not running under the child host", pid)
 		}
