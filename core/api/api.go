@@ -7,25 +7,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
-	"github.com/locolan/loco/core/plan"
-	"github.com/locolan/loco/core/pluginhost"
 	"github.com/locolan/loco/core/supervise"
-	"github.com/locolan/loco/sdk"
 )
-
-// Backend is the running cluster the API describes.
-type Backend interface {
-	Plan() *plan.Plan
-	Guests() []supervise.GuestStatus
-	Events() []supervise.Event
-	Plugins() *pluginhost.Set
-}
 
 // Server is the API server.
 type Server struct {
@@ -37,6 +25,8 @@ type Server struct {
 	handler http.Handler
 	// Limits apply from the next Serve; New sets DefaultLimits.
 	Limits Limits
+	// table is routes() by mux pattern, for what ServeHTTP checks first.
+	table map[string]route
 }
 
 // New makes a server; token is required on every request.
@@ -44,30 +34,22 @@ func New(b Backend, token string, log *slog.Logger) *Server {
 	s := &Server{b: b, token: token, log: log, mux: http.NewServeMux()}
 	s.handler = sameOrigin(s.mux)
 	s.Limits = DefaultLimits
-	s.mux.HandleFunc("GET /api/instances", s.instances)
-	s.mux.HandleFunc("GET /api/events", s.events)
-	s.mux.HandleFunc("GET /api/lan-status", s.lanStatus)
-	s.mux.HandleFunc("GET /metrics", s.metrics)
-	s.lanRoutes()    // GET /api/lan/capture (lan.go)
-	s.streamRoutes() // WHEP, /api/streams and the dashboard (whep.go)
-	s.registerInput()
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
-	})
+	s.register() // routes.go
 	return s
 }
 
-// Handle adds a route, for the parts of the API other packages serve.
+// Handle adds a route outside the table, for tests.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
-// ServeHTTP checks the token, then routes.
+// ServeHTTP sets the request's deadlines, checks the token, then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(r) {
+	rt, _ := s.routeFor(r)
+	s.deadlines(w, rt)
+	if !s.authorized(r, rt) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="loco"`)
 		writeError(w, http.StatusUnauthorized, "missing or wrong token: send Authorization: Bearer <token> (see `loco status` for where the token is)")
 		return
 	}
-	s.deadlines(w, r)
 	s.handler.ServeHTTP(w, r)
 }
 
@@ -142,14 +124,14 @@ func (s *Server) events(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) lanStatus(w http.ResponseWriter, r *http.Request) {
-	p := s.b.Plugins().Get(sdk.KindNetwork)
+	p := s.b.Network()
 	if p == nil {
-		writeError(w, http.StatusNotFound, "this cluster has no network plugin")
+		writeError(w, http.StatusNotFound, noNetworkPlugin)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	st, err := p.Client().LANStatus(ctx)
+	st, err := p.LANStatus(ctx)
 	if err != nil {
 		writePluginError(w, r, "network", err)
 		return

@@ -11,21 +11,24 @@ import (
 	"time"
 
 	"github.com/locolan/loco/core/plan"
-	"github.com/locolan/loco/core/pluginhost"
 	"github.com/locolan/loco/core/supervise"
 )
 
 // staticBackend stands in for a running cluster; the real one
 // (core/cluster) is exercised through the API in cmd/loco's e2e tests.
+// Its plugins are nil (none in the spec) unless a test sets a stand-in.
 type staticBackend struct {
 	plan   *plan.Plan
 	guests []supervise.GuestStatus
+	input  InputPlugin
 }
 
 func (b staticBackend) Plan() *plan.Plan                { return b.plan }
 func (b staticBackend) Guests() []supervise.GuestStatus { return b.guests }
 func (b staticBackend) Events() []supervise.Event       { return nil }
-func (b staticBackend) Plugins() *pluginhost.Set        { return nil }
+func (b staticBackend) Network() NetworkPlugin          { return nil }
+func (b staticBackend) Input() InputPlugin              { return b.input }
+func (b staticBackend) Stream() StreamPlugin            { return nil }
 
 const token = "0123456789abcdef0123"
 

@@ -12,25 +12,23 @@ import (
 // token in the URL would let a page from another site, which cannot set the
 // header without a CORS preflight this API never answers, drive the guests
 // with a plain form POST.
-func (s *Server) authorized(r *http.Request) bool {
+func (s *Server) authorized(r *http.Request, rt route) bool {
 	got := ""
 	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
 		got = strings.TrimPrefix(h, "Bearer ")
-	} else if queryTokenAllowed(r) {
+	} else if queryTokenAllowed(r, rt) {
 		got = r.URL.Query().Get("token")
 	}
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) == 1
 }
 
-// queryTokenAllowed says whether r may carry its token as ?token=.
-func queryTokenAllowed(r *http.Request) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+// queryTokenAllowed says whether r may carry its token as ?token=: a GET
+// of a route the table marks, and for the WebSocket only its upgrade.
+func queryTokenAllowed(r *http.Request, rt route) bool {
+	if !rt.queryToken || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 		return false
 	}
-	if r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, "/ui/") {
-		return true
-	}
-	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") && strings.HasSuffix(r.URL.Path, "/input/ws")
+	return !rt.stream || strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
 }
 
 // sameOrigin refuses a state-changing request (anything but GET, HEAD,

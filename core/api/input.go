@@ -32,33 +32,6 @@ const (
 	maxBody      = 1 << 20
 )
 
-// registerInput adds the computer-use routes: input, typing, screenshots and
-// the WebSocket input stream. Each route also answers other methods with a
-// JSON 405, which the mux alone would answer in plain text.
-func (s *Server) registerInput() {
-	for _, rt := range s.inputRoutes() {
-		s.mux.HandleFunc(rt.method+" "+rt.path, rt.h)
-		s.mux.HandleFunc(rt.path, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", rt.method)
-			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: this endpoint takes %s", r.Method, r.URL.Path, rt.method))
-		})
-	}
-}
-
-type inputRoute struct {
-	method, path string
-	h            http.HandlerFunc
-}
-
-func (s *Server) inputRoutes() []inputRoute {
-	return []inputRoute{
-		{"POST", "/api/instances/{id}/input", s.postInput},
-		{"POST", "/api/instances/{id}/type", s.postType},
-		{"GET", "/api/instances/{id}/screenshot", s.getScreenshot},
-		{"GET", "/api/instances/{id}/input/ws", s.inputWS},
-	}
-}
-
 // InputResult answers a delivered batch.
 type InputResult struct {
 	Instance string `json:"instance"`
@@ -135,22 +108,22 @@ func (s *Server) getScreenshot(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, notRunning(g))
 		return
 	}
-	p := s.b.Plugins().Get(sdk.KindInput)
+	p := s.b.Input()
 	if p == nil {
 		writeError(w, http.StatusNotFound, noInputPlugin)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
 	defer cancel()
-	shot, err := p.Client().Screenshot(ctx, uint32(g.Index))
+	shot, err := p.Screenshot(ctx, uint32(g.Index))
 	if err != nil {
 		writePluginError(w, r, "input", err)
 		return
 	}
 	w.Header().Set("Content-Type", "image/png")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Loco-Width", strconv.Itoa(shot.Width))
-	w.Header().Set("X-Loco-Height", strconv.Itoa(shot.Height))
+	w.Header().Set(HeaderWidth, strconv.Itoa(shot.Width))
+	w.Header().Set(HeaderHeight, strconv.Itoa(shot.Height))
 	w.Header().Set("Content-Length", strconv.Itoa(len(shot.PNG)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(shot.PNG)
@@ -174,7 +147,7 @@ func (s *Server) inputWS(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if s.b.Plugins().Get(sdk.KindInput) == nil {
+	if s.b.Input() == nil {
 		writeError(w, http.StatusNotFound, noInputPlugin)
 		return
 	}
@@ -186,7 +159,7 @@ func (s *Server) inputWS(w http.ResponseWriter, r *http.Request) {
 	// through a browser that happens to hold the token.
 	if o := r.Header.Get("Origin"); o != "" {
 		if u, err := url.Parse(o); err != nil || !strings.EqualFold(u.Host, r.Host) {
-			writeError(w, http.StatusForbidden, fmt.Sprintf("origin %q may not open this WebSocket: only pages served by this API may", o))
+			writeError(w, http.StatusForbidden, fmt.Sprintf("origin %q may not open this WebSocket: only pages served by this API may", shorten(o)))
 			return
 		}
 	}
@@ -306,13 +279,13 @@ func mergeMotion(a, b []sdk.InputEvent) ([]sdk.InputEvent, bool) {
 // them, by index: none without a network plugin, or when it does not answer
 // quickly (the instance list must not wait on it).
 func (s *Server) addresses(ctx context.Context) map[int][]string {
-	p := s.b.Plugins().Get(sdk.KindNetwork)
+	p := s.b.Network()
 	if p == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
-	st, err := p.Client().LANStatus(ctx)
+	st, err := p.LANStatus(ctx)
 	if err != nil {
 		s.log.Debug("instances without addresses: the network plugin did not answer", "err", err)
 		return nil
@@ -326,20 +299,21 @@ func (s *Server) addresses(ctx context.Context) map[int][]string {
 
 const noInputPlugin = `this cluster has no input plugin: add input "qmp" {} to the cluster block`
 
-// guestFor resolves {id}, an index or a guest name, or answers 404.
+const noNetworkPlugin = "this cluster has no network plugin"
+
+// guestFor resolves {id} (see instance) to the guest's status, or answers
+// 404.
 func (s *Server) guestFor(w http.ResponseWriter, r *http.Request) (supervise.GuestStatus, bool) {
-	id := r.PathValue("id")
-	guests := s.b.Guests()
-	for _, g := range guests {
-		if strconv.Itoa(g.Index) == id || g.Name == id {
-			return g, true
+	i, err := s.instance(r.PathValue("id"))
+	if err == nil {
+		for _, g := range s.b.Guests() {
+			if g.Index == i {
+				return g, true
+			}
 		}
+		err = fmt.Errorf("instance %d is not supervised yet", i)
 	}
-	hint := "the cluster has no guests"
-	if n := len(guests); n > 0 {
-		hint = fmt.Sprintf("use an index from 0 to %d or a name like %q", n-1, guests[0].Name)
-	}
-	writeError(w, http.StatusNotFound, fmt.Sprintf("no instance %q: %s", id, hint))
+	writeError(w, http.StatusNotFound, err.Error())
 	return supervise.GuestStatus{}, false
 }
 
@@ -352,7 +326,7 @@ func (s *Server) deliverInput(ctx context.Context, index int, events []sdk.Input
 			return http.StatusConflict, notRunning(g)
 		}
 	}
-	p := s.b.Plugins().Get(sdk.KindInput)
+	p := s.b.Input()
 	if p == nil {
 		return http.StatusNotFound, noInputPlugin
 	}
@@ -360,7 +334,7 @@ func (s *Server) deliverInput(ctx context.Context, index int, events []sdk.Input
 	// cancels through r.Context() anyway.
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second+time.Duration(len(events))*20*time.Millisecond)
 	defer cancel()
-	if err := p.Client().Send(ctx, uint32(index), events); err != nil {
+	if err := p.Send(ctx, uint32(index), events); err != nil {
 		return pluginError(ctx, "input", err)
 	}
 	return http.StatusOK, ""
@@ -439,10 +413,9 @@ func decodeEvents(raws []json.RawMessage) ([]sdk.InputEvent, error) {
 // sdk.InputEvent, or a chord or text, which expand into key events. The
 // fields are pointers so a missing field is told from a zero.
 type apiEvent struct {
-	Key *struct {
-		QCode *string `json:"qcode"`
-		Down  *bool   `json:"down"`
-	} `json:"key"`
+	// Key is {"qcode": "a", "down": true}, or a key's name alone ("f10"),
+	// which is a press and a release.
+	Key json.RawMessage `json:"key"`
 	Rel *struct {
 		DX *json.Number `json:"dx"`
 		DY *json.Number `json:"dy"`
@@ -485,14 +458,25 @@ func decodeEvent(raw json.RawMessage) ([]sdk.InputEvent, error) {
 	var ev sdk.InputEvent
 	switch {
 	case e.Key != nil:
-		if e.Key.QCode == nil || e.Key.Down == nil {
-			return nil, errors.New(`key needs "qcode" and "down" (true presses, false releases; "chord" does both)`)
+		var name string
+		if json.Unmarshal(e.Key, &name) == nil {
+			return input.Chord([]string{name})
 		}
-		q, err := input.Key(*e.Key.QCode)
+		var k struct {
+			QCode *string `json:"qcode"`
+			Down  *bool   `json:"down"`
+		}
+		if err := decodeStrict(e.Key, &k); err != nil {
+			return nil, fmt.Errorf(`key.%v; write "key": "f10" (press and release) or {"qcode": "f10", "down": true}`, err)
+		}
+		if k.QCode == nil || k.Down == nil {
+			return nil, errors.New(`key needs "qcode" and "down" (true presses, false releases), or is a name alone ("f10": a press and a release)`)
+		}
+		q, err := input.Key(*k.QCode)
 		if err != nil {
 			return nil, err
 		}
-		ev.Key = &sdk.KeyEvent{QCode: q, Down: *e.Key.Down}
+		ev.Key = &sdk.KeyEvent{QCode: q, Down: *k.Down}
 	case e.Rel != nil:
 		dx, dy, err := axes("rel.dx", e.Rel.DX, "rel.dy", e.Rel.DY, false)
 		if err != nil {

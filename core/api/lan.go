@@ -15,16 +15,11 @@ import (
 	"github.com/locolan/loco/sdk"
 )
 
-// lanRoutes adds the LAN capture; the LAN status is GET /api/lan-status.
-func (s *Server) lanRoutes() {
-	s.mux.HandleFunc("GET /api/lan/capture", s.lanCapture)
-}
-
 // Capture trailers: how many frames the response holds, and how many the
 // capture lost because the client read too slowly.
 const (
-	trailerFrames  = "X-Loco-Frames"
-	trailerDropped = "X-Loco-Dropped"
+	trailerFrames  = TrailerFrames
+	trailerDropped = TrailerDropped
 )
 
 // lanCapture streams the frames entering the LAN as a pcap file (Ethernet
@@ -34,17 +29,17 @@ const (
 // Query: instance=N|NAME (repeatable: frames from or to those guests,
 // broadcasts included; default all), duration=30s, count=N, snaplen=N.
 func (s *Server) lanCapture(w http.ResponseWriter, r *http.Request) {
-	p := s.b.Plugins().Get(sdk.KindNetwork)
+	p := s.b.Network()
 	if p == nil {
-		writeError(w, http.StatusNotFound, "this cluster has no network plugin")
+		writeError(w, http.StatusNotFound, noNetworkPlugin)
 		return
 	}
 	q := r.URL.Query()
 	var req sdk.CaptureRequest
 	for _, id := range q["instance"] {
-		i, ok := s.guestIndex(id)
-		if !ok {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("instance=%s: no such guest", id))
+		i, err := s.instance(id)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "instance="+shorten(id)+": "+err.Error())
 			return
 		}
 		req.Instances = append(req.Instances, uint32(i))
@@ -55,7 +50,7 @@ func (s *Server) lanCapture(w http.ResponseWriter, r *http.Request) {
 		if v := q.Get(name); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
-				writeError(w, http.StatusBadRequest, fmt.Sprintf("%s=%s: want a whole number", name, v))
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("%s=%s: want a whole number", name, shorten(v)))
 				return
 			}
 			*dst = n
@@ -64,7 +59,7 @@ func (s *Server) lanCapture(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("duration"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("duration=%s: want a duration like 30s", v))
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("duration=%s: want a duration like 30s", shorten(v)))
 			return
 		}
 		duration = d
@@ -76,7 +71,7 @@ func (s *Server) lanCapture(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel = context.WithTimeout(ctx, duration)
 		defer cancel()
 	}
-	stream, err := p.Client().Capture(ctx, req)
+	stream, err := p.Capture(ctx, req)
 	if err != nil {
 		// sdk.ErrCaptureUnsupported wraps sdk.ErrUnsupported: 501.
 		writePluginError(w, r, "network", err)
@@ -124,21 +119,4 @@ func (s *Server) lanCapture(w http.ResponseWriter, r *http.Request) {
 		frames++
 		flush()
 	}
-}
-
-// guestIndex resolves a guest's index or name.
-func (s *Server) guestIndex(id string) (int, bool) {
-	p := s.b.Plan()
-	if p == nil {
-		return 0, false
-	}
-	if n, err := strconv.Atoi(id); err == nil && n >= 0 && n < len(p.Guests) {
-		return n, true
-	}
-	for i, g := range p.Guests {
-		if g.Name == id {
-			return i, true
-		}
-	}
-	return 0, false
 }

@@ -3,7 +3,6 @@ package api
 import (
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 )
@@ -25,14 +24,10 @@ type Limits struct {
 // and a few programs; an input batch of 5,000 events takes ~25 s.
 var DefaultLimits = Limits{ReadHeader: 10 * time.Second, Idle: 30 * time.Second, Request: 2 * time.Minute, MaxConns: 256}
 
-// streaming says whether r is answered by a stream that may last forever.
-func streaming(r *http.Request) bool {
-	return strings.HasSuffix(r.URL.Path, "/input/ws") || r.URL.Path == "/api/lan/capture"
-}
-
-// deadlines gives an ordinary request its read and write deadline.
-func (s *Server) deadlines(w http.ResponseWriter, r *http.Request) {
-	if s.Limits.Request <= 0 || streaming(r) {
+// deadlines gives an ordinary request its read and write deadline; a
+// stream (rt.stream) has none.
+func (s *Server) deadlines(w http.ResponseWriter, rt route) {
+	if s.Limits.Request <= 0 || rt.stream {
 		return
 	}
 	rc := http.NewResponseController(w)

@@ -7,68 +7,44 @@ import (
 	"mime"
 	"net/http"
 	"slices"
-	"strconv"
 	"time"
 
-	"github.com/locolan/loco/core/pluginhost"
-	"github.com/locolan/loco/core/web"
 	"github.com/locolan/loco/sdk"
 )
 
-// streamRoutes adds WHEP signalling (proxied to the stream plugin), the
-// stream statistics and the dashboard.
-//
 // WHEP (draft-ietf-wish-whep): the viewer POSTs its SDP offer and gets 201
 // with the answer and a Location to DELETE when it hangs up. Answers carry
-// all ICE candidates, so PATCH (trickle ICE) is not supported.
-func (s *Server) streamRoutes() {
-	s.mux.HandleFunc("POST /api/instances/{id}/whep", s.whepOffer)
-	s.mux.HandleFunc("DELETE /api/instances/{id}/whep/{session}", s.whepHangup)
-	s.mux.HandleFunc("PATCH /api/instances/{id}/whep/{session}", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Allow", "DELETE")
-		writeError(w, http.StatusMethodNotAllowed, "trickle ICE is not supported: the answer already carries every candidate")
-	})
-	s.mux.HandleFunc("GET /api/streams", s.streamStats)
-	s.mux.Handle("GET /{$}", web.Index(s.token))
-	s.mux.Handle("GET /ui/", web.Static())
-}
+// all ICE candidates, so PATCH (trickle ICE) is not supported (405).
 
 // maxOfferBytes bounds an SDP offer; real ones are a few kilobytes.
 const maxOfferBytes = 256 << 10
 
 // streamPlugin is the cluster's stream plugin, or an error answer.
-func (s *Server) streamPlugin(w http.ResponseWriter) *pluginhost.Plugin {
-	p := s.b.Plugins().Get(sdk.KindStream)
+func (s *Server) streamPlugin(w http.ResponseWriter) StreamPlugin {
+	p := s.b.Stream()
 	if p == nil {
 		writeError(w, http.StatusNotFound, `this cluster has no stream plugin: add stream "webrtc" {} to the spec`)
 	}
 	return p
 }
 
-// streamInstance reads {id}: a guest's index or its name.
+// streamInstance reads {id} (see instance), or answers 404.
 func (s *Server) streamInstance(w http.ResponseWriter, id string) (uint32, bool) {
-	p := s.b.Plan()
-	if p != nil {
-		if n, err := strconv.Atoi(id); err == nil && n >= 0 && n < len(p.Guests) {
-			return uint32(n), true
-		}
-		for _, g := range p.Guests {
-			if g.Name == id {
-				return uint32(g.Index), true
-			}
-		}
+	i, err := s.instance(id)
+	if err != nil {
+		writeError(w, http.StatusNotFound, err.Error())
+		return 0, false
 	}
-	writeError(w, http.StatusNotFound, fmt.Sprintf("no instance %q", id))
-	return 0, false
+	return uint32(i), true
 }
 
 func (s *Server) whepOffer(w http.ResponseWriter, r *http.Request) {
-	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/sdp" {
-		writeError(w, http.StatusUnsupportedMediaType, "a WHEP offer is an SDP body with Content-Type: application/sdp")
-		return
-	}
 	idx, ok := s.streamInstance(w, r.PathValue("id"))
 	if !ok {
+		return
+	}
+	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/sdp" {
+		writeError(w, http.StatusUnsupportedMediaType, "a WHEP offer is an SDP body with Content-Type: application/sdp")
 		return
 	}
 	variant := r.URL.Query().Get("variant")
@@ -94,7 +70,7 @@ func (s *Server) whepOffer(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 	defer cancel()
-	answer, session, err := p.Client().Offer(ctx, sdk.OfferRequest{Instance: idx, SDP: string(body), Variant: variant})
+	answer, session, err := p.Offer(ctx, sdk.OfferRequest{Instance: idx, SDP: string(body), Variant: variant})
 	if err != nil {
 		writePluginError(w, r, "stream", err)
 		return
@@ -115,7 +91,7 @@ func (s *Server) whepHangup(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	if err := p.Client().Hangup(ctx, r.PathValue("session")); err != nil {
+	if err := p.Hangup(ctx, r.PathValue("session")); err != nil {
 		writePluginError(w, r, "stream", err)
 		return
 	}
@@ -146,7 +122,7 @@ func (s *Server) streamStats(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	stats, err := p.Client().StreamStats(ctx)
+	stats, err := p.StreamStats(ctx)
 	if err != nil {
 		writePluginError(w, r, "stream", err)
 		return
