@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -20,6 +19,8 @@ import (
 	"github.com/google/gopacket/pcapgo"
 	"github.com/spf13/cobra"
 
+	"github.com/locolan/loco/core/api"
+	"github.com/locolan/loco/core/api/client"
 	"github.com/locolan/loco/core/cluster"
 	"github.com/locolan/loco/sdk"
 )
@@ -35,12 +36,8 @@ state directory) and through it to the network plugin.`,
 	return cmd
 }
 
-// lanAPI reaches the running loco's API for a FILE|CLUSTER argument.
-type lanAPI struct {
-	base, token string
-}
-
-func newLANAPI(cmd *cobra.Command, sf *specFlags, args []string) (*lanAPI, error) {
+// apiClient reaches the running loco's API for a FILE|CLUSTER argument.
+func apiClient(cmd *cobra.Command, sf *specFlags, args []string) (*client.Client, error) {
 	dir, err := stateDirArg(cmd, sf, args)
 	if err != nil {
 		return nil, err
@@ -49,33 +46,7 @@ func newLANAPI(cmd *cobra.Command, sf *specFlags, args []string) (*lanAPI, error
 	if err != nil {
 		return nil, err
 	}
-	return &lanAPI{base: base, token: token}, nil
-}
-
-// get asks the API; an answer other than 200 becomes an error with the
-// API's own message.
-func (a *lanAPI) get(ctx context.Context, client *http.Client, path string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("asking loco's API at %s: %w", a.base, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		var e struct {
-			Error string `json:"error"`
-		}
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-		if json.Unmarshal(b, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(b))
-		}
-		return nil, fmt.Errorf("%s %s: %s", resp.Status, path, e.Error)
-	}
-	return resp, nil
+	return client.New(base, token, nil), nil
 }
 
 func newLANStatusCmd(g *globals) *cobra.Command {
@@ -92,20 +63,15 @@ column). It needs a running loco.`,
 		Example: "  loco lan status\n  loco lan status demo --json",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			api, err := newLANAPI(cmd, &sf, args)
+			c, err := apiClient(cmd, &sf, args)
 			if err != nil {
 				return err
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
 			defer cancel()
-			resp, err := api.get(ctx, http.DefaultClient, "/api/lan-status")
+			st, err := c.LANStatus(ctx)
 			if err != nil {
 				return err
-			}
-			defer resp.Body.Close()
-			var st sdk.LANStatus
-			if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-				return fmt.Errorf("reading the LAN status: %w", err)
 			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
@@ -270,7 +236,7 @@ valid at every moment: stop whenever you like. -w - writes to stdout.`,
 			if out == "" {
 				return errors.New("say where to write the capture: -w FILE.pcap (or -w - for stdout)")
 			}
-			api, err := newLANAPI(cmd, &sf, args)
+			c, err := apiClient(cmd, &sf, args)
 			if err != nil {
 				return err
 			}
@@ -289,7 +255,7 @@ valid at every moment: stop whenever you like. -w - writes to stdout.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			resp, err := api.get(ctx, &http.Client{}, "/api/lan/capture?"+q.Encode())
+			resp, err := c.Capture(ctx, q)
 			if err != nil {
 				return err
 			}
@@ -307,7 +273,7 @@ valid at every moment: stop whenever you like. -w - writes to stdout.`,
 			if err != nil && ctx.Err() == nil {
 				return fmt.Errorf("capture ended after %d frames: %w", n, err)
 			}
-			dropped := resp.Trailer.Get(trailerDroppedHeader)
+			dropped := resp.Trailer.Get(api.TrailerDropped)
 			if dropped != "" && dropped != "0" {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: the capture lost %s frames (it was read too slowly)\n", dropped)
 			}
@@ -325,9 +291,6 @@ valid at every moment: stop whenever you like. -w - writes to stdout.`,
 	cmd.Flags().IntVar(&snaplen, "snaplen", 0, "keep at most this many bytes of each frame")
 	return cmd
 }
-
-// trailerDroppedHeader is core/api's trailer with the capture's losses.
-const trailerDroppedHeader = "X-Loco-Dropped"
 
 // copyPcap re-writes the API's pcap stream record by record, so an
 // interrupted capture leaves a file without a torn last record.
