@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/locolan/loco/core/api"
+	"github.com/locolan/loco/core/api/client"
 	"github.com/locolan/loco/core/cluster"
 	"github.com/locolan/loco/core/spec"
 )
@@ -45,10 +48,15 @@ process runs the cluster. With no argument it shows the only cluster there is.`,
 				return err
 			}
 			holder := cluster.LockHolder(dir)
+			states := guestStates(guests, liveInstances(cmd.Context(), dir, holder))
 			out := cmd.OutOrStdout()
 			if asJSON {
 				type row struct {
-					Name    string  `json:"name"`
+					Name string `json:"name"`
+					// State is the supervisor's (running, restarting,
+					// ...) when a loco runs the cluster, else running or
+					// stopped.
+					State   string  `json:"state"`
 					Running bool    `json:"running"`
 					PID     int     `json:"pid"`
 					Accel   string  `json:"accel"`
@@ -67,8 +75,8 @@ process runs the cluster. With no argument it shows the only cluster there is.`,
 					Runtime     string `json:"runtime"`
 					Guests      []row  `json:"guests"`
 				}{Cluster: st.Cluster, LocoPID: holder, Accel: st.Plan.Accel, AccelReason: st.Plan.AccelReason, API: st.APIListen, Runtime: st.Plan.Runtime}
-				for _, gs := range guests {
-					r := row{Name: gs.Name, Running: gs.Running, PID: gs.PID, Accel: st.Plan.Accel, MAC: gs.MAC, Container: gs.Container, Image: gs.Image}
+				for i, gs := range guests {
+					r := row{Name: gs.Name, State: states[i], Running: gs.Running, PID: gs.PID, Accel: st.Plan.Accel, MAC: gs.MAC, Container: gs.Container, Image: gs.Image}
 					if gs.Running {
 						r.Uptime = time.Since(gs.Started).Round(time.Second).Seconds()
 					}
@@ -97,10 +105,10 @@ process runs the cluster. With no argument it shows the only cluster there is.`,
 			fmt.Fprintln(out)
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "GUEST\tSTATE\tPID\tACCEL\tUPTIME\tMAC")
-			for _, gs := range guests {
-				state, up, pid := "stopped", "-", "-"
+			for i, gs := range guests {
+				state, up, pid := states[i], "-", "-"
 				if gs.Running {
-					state, up, pid = "running", time.Since(gs.Started).Truncate(time.Second).String(), fmt.Sprint(gs.PID)
+					up, pid = time.Since(gs.Started).Truncate(time.Second).String(), fmt.Sprint(gs.PID)
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", gs.Name, state, pid, st.Plan.Accel, up, gs.MAC)
 			}
@@ -110,6 +118,50 @@ process runs the cluster. With no argument it shows the only cluster there is.`,
 	sf.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// liveInstances are the guests as the supervising loco's API shows them,
+// or nil when no loco runs the cluster or its API does not answer quickly.
+func liveInstances(ctx context.Context, dir string, holder int) []api.Instance {
+	if holder == 0 {
+		return nil
+	}
+	base, token, err := cluster.APIEndpoint(dir)
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	c := client.New(base, token, nil)
+	c.RetryFor = 0
+	live, err := c.Instances(ctx)
+	if err != nil {
+		return nil
+	}
+	return live
+}
+
+// guestStates is each guest's state for status: the supervisor's when a
+// loco runs the cluster (so status and the API agree: a guest in restart
+// backoff is "restarting", not "stopped"), else what the state directory
+// says.
+func guestStates(guests []cluster.GuestState, live []api.Instance) []string {
+	byName := map[string]string{}
+	for _, in := range live {
+		byName[in.Name] = in.State
+	}
+	out := make([]string, len(guests))
+	for i, g := range guests {
+		switch st, ok := byName[g.Name]; {
+		case ok:
+			out[i] = st
+		case g.Running:
+			out[i] = "running"
+		default:
+			out[i] = "stopped"
+		}
+	}
+	return out
 }
 
 func newStopCmd(g *globals) *cobra.Command {

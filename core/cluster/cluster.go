@@ -107,8 +107,7 @@ func Open(c *spec.Cluster, opts Options) (*Cluster, error) {
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		lock.Close()
-		pid := LockHolder(dir)
-		return nil, fmt.Errorf("%w (pid %d, state directory %s): stop it with `loco stop %s`", ErrBusy, pid, dir, c.Name)
+		return nil, busyError(dir, c.Name)
 	}
 	lock.Truncate(0)
 	lock.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
@@ -118,6 +117,23 @@ func Open(c *spec.Cluster, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 	return cl, nil
+}
+
+// busyError says who holds the lock. The winner of a race writes its PID
+// just after it takes the lock, so an empty lock file is waited on briefly
+// rather than reported as "pid 0".
+func busyError(dir, name string) error {
+	pid := 0
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if pid = LockHolder(dir); pid != 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	who := "another loco"
+	if pid != 0 {
+		who = fmt.Sprintf("pid %d", pid)
+	}
+	return fmt.Errorf("%w (%s, state directory %s): stop it with `loco stop %s`", ErrBusy, who, dir, name)
 }
 
 // LockHolder is the PID of the loco that runs the cluster in dir, or 0.
