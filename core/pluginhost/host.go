@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/locolan/loco/internal/backoff"
 	"github.com/locolan/loco/sdk"
 )
 
@@ -402,7 +403,7 @@ const (
 
 // watch restarts the plugin whenever its process dies or stops answering.
 func (p *Plugin) watch() {
-	backoff := time.Duration(0)
+	backoff := &backoff.Backoff{First: firstBackoff, Max: maxBackoff, Immediate: true}
 	for {
 		p.mu.Lock()
 		exited, rpc := p.exited, p.rpc
@@ -425,23 +426,22 @@ func (p *Plugin) watch() {
 		}
 		ping.Stop()
 		if time.Since(started) > healthyAfter {
-			backoff = 0
+			backoff.Reset()
 		}
-		p.log.Warn("plugin failed; restarting", "reason", reason, "backoff", backoff)
+		p.log.Warn("plugin failed; restarting", "reason", reason, "backoff", backoff.Peek())
 		for {
 			select {
 			case <-p.stop:
 				return
-			case <-time.After(backoff):
+			case <-time.After(backoff.Next()):
 			}
-			backoff = min(max(backoff*2, firstBackoff), maxBackoff)
 			p.mu.Lock()
 			old, oldDir := p.client, p.sockDir
 			p.mu.Unlock()
 			p.host.kill(old) // reap what is left of the old process
 			os.RemoveAll(oldDir)
 			if err := p.restart(); err != nil {
-				p.log.Error("plugin restart failed", "err", err, "next_try_in", backoff)
+				p.log.Error("plugin restart failed", "err", err, "next_try_in", backoff.Peek())
 				continue
 			}
 			break

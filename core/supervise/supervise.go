@@ -13,6 +13,7 @@ import (
 
 	"github.com/locolan/loco/core/plan"
 	"github.com/locolan/loco/core/runtime"
+	"github.com/locolan/loco/internal/backoff"
 )
 
 // Policy says how hard the supervisor tries.
@@ -139,7 +140,7 @@ func (s *Supervisor) Start(ctx context.Context, p *plan.Plan) error {
 // watch restarts the slot's guest whenever it dies, until detached.
 func (s *Supervisor) watch(sl *slot) {
 	defer s.wg.Done()
-	backoff := s.policy.InitialBackoff
+	backoff := &backoff.Backoff{First: s.policy.InitialBackoff, Max: s.policy.MaxBackoff}
 	inARow := 0
 	for {
 		s.mu.Lock()
@@ -156,10 +157,11 @@ func (s *Supervisor) watch(sl *slot) {
 		default:
 		}
 		if time.Since(g.Started()) > s.policy.ResetAfter {
-			backoff, inARow = s.policy.InitialBackoff, 0
+			backoff.Reset()
+			inARow = 0
 		}
 		s.setState(sl, Restarting, g.ExitReason())
-		s.event(sl.pg.Name, "guest exited; restarting", "reason", g.ExitReason(), "backoff", backoff)
+		s.event(sl.pg.Name, "guest exited; restarting", "reason", g.ExitReason(), "backoff", backoff.Peek())
 		for {
 			if s.policy.Limit > 0 && inARow >= s.policy.Limit {
 				s.setState(sl, Failed, g.ExitReason())
@@ -170,9 +172,8 @@ func (s *Supervisor) watch(sl *slot) {
 			select {
 			case <-sl.detach:
 				return
-			case <-time.After(backoff):
+			case <-time.After(backoff.Next()):
 			}
-			backoff = min(backoff*2, s.policy.MaxBackoff)
 			inARow++
 			ng, err := s.rt.Start(context.Background(), sl.pg)
 			if err != nil {
