@@ -172,24 +172,43 @@ var forbiddenArgs = map[string]string{
 	"-nographic": "it redirects serial and monitor to stdio",
 }
 
-// Args validates m and returns QEMU's argv without the binary. The output
-// depends only on m, so equal machines give equal command lines.
+// Args returns QEMU's argv for m without the binary: defaults filled in,
+// then checked, then written out. The output depends only on m, so equal
+// machines give equal command lines.
 func (m Machine) Args() ([]string, error) {
+	m = m.WithDefaults()
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return m.argv(), nil
+}
+
+// WithDefaults is m with every empty optional field at its default.
+func (m Machine) WithDefaults() Machine {
+	m.Machine = or(m.Machine, "pc")
+	if m.CPUs == 0 {
+		m.CPUs = 1
+	}
+	m.DiskInterface = or(m.DiskInterface, "ide")
+	m.NICModel = or(m.NICModel, "e1000")
+	m.VGA = or(m.VGA, "std")
+	m.Audio = or(m.Audio, "none")
+	m.Pointer = or(m.Pointer, "ps2")
+	return m
+}
+
+// Validate says everything wrong with m (after WithDefaults) at once.
+func (m Machine) Validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 
 	if !guestNameRE.MatchString(m.Name) {
 		bad("name %q: must be non-empty and use only letters, digits, '.', '_' and '-'", m.Name)
 	}
-	machineType := or(m.Machine, "pc")
-	if err := CheckMachineName(machineType); err != nil {
+	if err := CheckMachineName(m.Machine); err != nil {
 		bad("%w", err)
 	}
-	cpus := m.CPUs
-	if cpus == 0 {
-		cpus = 1
-	}
-	if cpus < 1 || cpus > 255 {
+	if m.CPUs < 1 || m.CPUs > 255 {
 		bad("cpus %d: must be between 1 and 255", m.CPUs)
 	}
 	if m.MemoryMiB < 16 {
@@ -235,32 +254,25 @@ func (m Machine) Args() ([]string, error) {
 		bad("initrd and append need a kernel")
 	}
 
-	diskIf := or(m.DiskInterface, "ide")
-	if !slices.Contains(DiskInterfaces, diskIf) {
+	if !slices.Contains(DiskInterfaces, m.DiskInterface) {
 		bad("unknown disk interface %q: must be one of %s", m.DiskInterface, strings.Join(DiskInterfaces, ", "))
 	}
-	nicModel := or(m.NICModel, "e1000")
-	if !slices.Contains(NICModels, nicModel) {
+	if !slices.Contains(NICModels, m.NICModel) {
 		bad("unknown NIC model %q: must be one of %s", m.NICModel, strings.Join(NICModels, ", "))
 	}
-	vga := or(m.VGA, "std")
-	if !slices.Contains(VGAModels, vga) {
+	if !slices.Contains(VGAModels, m.VGA) {
 		bad("unknown vga %q: must be one of %s", m.VGA, strings.Join(VGAModels, ", "))
 	}
-	audio := or(m.Audio, "none")
-	if !slices.Contains(AudioModels, audio) {
+	if !slices.Contains(AudioModels, m.Audio) {
 		bad("unknown audio %q: must be one of %s", m.Audio, strings.Join(AudioModels, ", "))
 	}
 
-	pointer := or(m.Pointer, "ps2")
-	if !slices.Contains(PointerModels, pointer) {
+	if !slices.Contains(PointerModels, m.Pointer) {
 		bad("unknown pointer %q: must be one of %s", m.Pointer, strings.Join(PointerModels, ", "))
 	}
 
-	var vncArg string
 	if m.VNC != "" {
-		var err error
-		if vncArg, err = vncOption(m.VNC); err != nil {
+		if _, err := vncOption(m.VNC); err != nil {
 			bad("vnc: %w", err)
 		}
 	}
@@ -284,9 +296,18 @@ func (m Machine) Args() ([]string, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("invalid QEMU machine %q: %w", m.Name, errors.Join(errs...))
+		return fmt.Errorf("invalid QEMU machine %q: %w", m.Name, errors.Join(errs...))
 	}
+	return nil
+}
 
+// argv writes out a defaulted, valid machine.
+func (m Machine) argv() []string {
+	machineType, cpus, diskIf, nicModel, vga, audio, pointer := m.Machine, m.CPUs, m.DiskInterface, m.NICModel, m.VGA, m.Audio, m.Pointer
+	vncArg := ""
+	if m.VNC != "" {
+		vncArg, _ = vncOption(m.VNC) // checked by Validate
+	}
 	args := []string{
 		"-name", m.Name + ",process=" + m.Name,
 		"-nodefaults",
@@ -380,7 +401,7 @@ func (m Machine) Args() ([]string, error) {
 		args = append(args, "-pidfile", m.PIDFile)
 	}
 	args = append(args, m.ExtraArgs...)
-	return args, nil
+	return args
 }
 
 // checkAbsPath rejects relative paths (QEMU would resolve them against its

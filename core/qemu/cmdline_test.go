@@ -368,3 +368,26 @@ func freeVNCDisplay(t *testing.T) int {
 	t.Fatal("no free VNC port between 5977 and 6899")
 	return 0
 }
+
+// TestDefaultsThenValidate: Args is WithDefaults, Validate, argv; the
+// defaults are visible on their own, and Validate reports every problem of
+// the defaulted machine at once.
+func TestDefaultsThenValidate(t *testing.T) {
+	d := Machine{}.WithDefaults()
+	if d.Machine != "pc" || d.CPUs != 1 || d.DiskInterface != "ide" || d.NICModel != "e1000" || d.VGA != "std" || d.Audio != "none" || d.Pointer != "ps2" {
+		t.Errorf("defaults: %+v", d)
+	}
+	if again := d.WithDefaults(); !reflect.DeepEqual(again, d) {
+		t.Errorf("WithDefaults is not idempotent: %+v", again)
+	}
+	bad := Machine{Name: "g", MemoryMiB: 128, Accel: AccelTCG, NICModel: "e9999", Machine: "pc,accel=kvm"}.WithDefaults()
+	err := bad.Validate()
+	if err == nil || !strings.Contains(err.Error(), `"e9999"`) || !strings.Contains(err.Error(), "not a valid QEMU machine name") {
+		t.Errorf("Validate: %v", err)
+	}
+	good := Machine{Name: "g", MemoryMiB: 128, Accel: AccelTCG}
+	args, err := good.Args()
+	if err != nil || good.WithDefaults().Validate() != nil || !reflect.DeepEqual(args, good.WithDefaults().argv()) {
+		t.Errorf("Args is not argv of the defaulted machine: %v %v", args, err)
+	}
+}
