@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/locolan/loco/core/api"
 	"github.com/locolan/loco/core/cluster"
 	"github.com/locolan/loco/core/plan"
 	"github.com/locolan/loco/core/qemu"
@@ -59,6 +57,9 @@ the bearer token printed at start (also in <state_dir>/api-token).`,
 			if detach && !daemon {
 				return runDetached(cmd, args[0], sf.vars, from)
 			}
+			if daemon {
+				claimReadyPipe()
+			}
 			// Before the first write: a broken stdout must not kill loco
 			// at any point from here on.
 			ctx, stop := runSignals(cmd.Context())
@@ -89,34 +90,17 @@ the bearer token printed at start (also in <state_dir>/api-token).`,
 					return fmt.Errorf("--from: %w", err)
 				}
 			}
-			cl, err := cluster.Open(c, cluster.Options{Log: log, From: from})
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			lis, err := net.Listen("tcp", c.API.Listen)
-			if err != nil {
-				return fmt.Errorf("the API cannot listen on %s (api.listen): %w", c.API.Listen, err)
-			}
-			defer lis.Close()
-			diags, err := cl.Up(ctx)
+			cl, diags, err := cluster.Start(ctx, c, cluster.Options{Log: log, From: from})
 			if len(diags) > 0 {
 				printDiags(cmd.ErrOrStderr(), l, diags)
 			}
-			if err != nil || diags.HasErrors() {
-				downCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				cl.Down(downCtx)
-				cancel()
-				if err != nil {
-					return err
-				}
+			if cluster.IsSpecError(err) {
 				return exitError{1}
 			}
-			apiDone := api.New(cl, cl.Token, log).Serve(ctx, lis)
-			addr := lis.Addr()
-			if err := cl.SetAPIAddr(addr.String()); err != nil {
-				log.Warn("could not record the API address", "err", err)
+			if err != nil {
+				return err
 			}
+			addr := cl.Addr
 			header := fmt.Sprintf("cluster %s: %d guests, accelerator %s (%s)\napi: http://%s  token: %s\n",
 				c.Name, c.Instances, cl.Plan().Accel, cl.Plan().AccelReason, addr, cl.Token)
 			if _, ok := c.Plugin("stream"); ok {
@@ -127,14 +111,14 @@ the bearer token printed at start (also in <state_dir>/api-token).`,
 			}
 			fmt.Fprint(cmd.OutOrStdout(), header)
 			if daemon {
-				fmt.Fprintln(cmd.OutOrStdout(), "ready")
+				signalReady(header)
 			}
-			live(ctx, cmd.OutOrStdout(), cl, header, tty, daemon, apiDone)
+			live(ctx, cmd.OutOrStdout(), cl.Cluster, header, tty, daemon, cl.APIDone)
 			stop()
 			fmt.Fprintln(cmd.OutOrStdout(), "stopping guests...")
 			downCtx, cancel := context.WithTimeout(context.Background(), c.Runtime.StopGrace+2*time.Minute)
 			defer cancel()
-			if err := cl.Down(downCtx); err != nil {
+			if err := cl.Stop(downCtx); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "all guests stopped; disks kept")
@@ -201,8 +185,51 @@ func guestTable(cl *cluster.Cluster, uptime bool) string {
 	return b.String()
 }
 
-// runDetached starts `loco run --daemon` in its own session, logging to the
-// state directory, and returns when it says ready (or fails with its log).
+// readyFD is the descriptor on which `loco run --daemon` finds the pipe
+// to its parent (exec.Cmd.ExtraFiles[0]).
+const readyFD = 3
+
+// readyEnv names it, so that a daemon started some other way (by hand)
+// writes to no descriptor it did not get.
+const readyEnv = "LOCO_READY_FD"
+
+// signalReady tells the `loco run --detach` that started this daemon that
+// every guest has started and the API serves: the header, then EOF. The
+// parent waits for it on the pipe, never on log text.
+func signalReady(header string) {
+	if readyPipe == nil {
+		return
+	}
+	readyPipe.WriteString(header)
+	readyPipe.Close()
+	readyPipe = nil
+}
+
+// readyPipe is the daemon's end of the pipe, claimed before anything is
+// spawned: close-on-exec, or a plugin or QEMU would hold it open and the
+// parent would wait for its EOF forever.
+var readyPipe *os.File
+
+func claimReadyPipe() {
+	if os.Getenv(readyEnv) != fmt.Sprint(readyFD) {
+		return
+	}
+	os.Unsetenv(readyEnv)
+	syscall.CloseOnExec(readyFD)
+	readyPipe = os.NewFile(readyFD, "ready")
+}
+
+// awaitReady waits for the daemon's ready message on r: what it wrote
+// before closing the pipe. A daemon that exits (or closes the pipe) without
+// writing anything failed, whatever its log says.
+func awaitReady(r io.Reader) (string, bool) {
+	b, _ := io.ReadAll(r)
+	return string(b), len(b) > 0
+}
+
+// runDetached starts `loco run --daemon` in its own session, logging to a
+// temporary file, and returns once it says ready over an inherited pipe
+// (or fails with its log).
 func runDetached(cmd *cobra.Command, file string, vars []string, from string) error {
 	exe, err := os.Executable()
 	if err != nil {
@@ -221,36 +248,41 @@ func runDetached(cmd *cobra.Command, file string, vars []string, from string) er
 		return err
 	}
 	defer os.Remove(logf.Name())
+	defer logf.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer pr.Close()
 	d := exec.Command(exe, args...)
 	d.Stdout, d.Stderr = logf, logf
+	d.ExtraFiles = []*os.File{pw} // readyFD
+	d.Env = append(os.Environ(), fmt.Sprintf("%s=%d", readyEnv, readyFD))
 	d.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := d.Start(); err != nil {
+	err = d.Start()
+	pw.Close() // the daemon holds the only write end now
+	if err != nil {
 		return fmt.Errorf("starting loco in the background: %w", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- d.Wait() }()
-	for {
-		select {
-		case err := <-exited:
-			out, _ := os.ReadFile(logf.Name())
-			cmd.PrintErr(string(out))
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				return exitError{ee.ExitCode()}
-			}
-			return fmt.Errorf("background loco exited: %v", err)
-		case <-time.After(100 * time.Millisecond):
-		}
+	header, ready := awaitReady(pr)
+	if !ready {
+		err := d.Wait()
 		out, _ := os.ReadFile(logf.Name())
-		if strings.Contains(string(out), "\nready\n") {
-			for _, line := range strings.Split(string(out), "\n") {
-				if strings.HasPrefix(line, "cluster ") || strings.HasPrefix(line, "api: ") || strings.HasPrefix(line, "dashboard: ") || strings.HasPrefix(line, "logs: ") || strings.HasPrefix(line, "guest ") {
-					fmt.Fprintln(cmd.OutOrStdout(), line)
-				}
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "loco runs in the background (pid %d); `loco status` shows the guests, `loco stop` stops them\n", d.Process.Pid)
-			d.Process.Release()
-			return nil
+		cmd.PrintErr(string(out))
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return exitError{ee.ExitCode()}
+		}
+		return fmt.Errorf("background loco closed its ready pipe without starting (exit: %v)", err)
+	}
+	out, _ := os.ReadFile(logf.Name())
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "logs: ") {
+			fmt.Fprintln(cmd.OutOrStdout(), line)
 		}
 	}
+	fmt.Fprint(cmd.OutOrStdout(), header)
+	fmt.Fprintf(cmd.OutOrStdout(), "loco runs in the background (pid %d); `loco status` shows the guests, `loco stop` stops them\n", d.Process.Pid)
+	d.Process.Release()
+	return nil
 }
