@@ -65,7 +65,7 @@ func (e *e2e) ctrStatus(spec string) ctrStatusJSON {
 // leftovers lists what a cluster left in containerd and on the host:
 // containers, tasks, active snapshots (the image's committed layer is the
 // image's, not a guest's), mounts under the daemon's directories and shims.
-func leftovers(t *testing.T, cd *testenv.Containerd, ns string) []string {
+func leftovers(t testing.TB, cd *testenv.Containerd, ns string) []string {
 	t.Helper()
 	c, err := containerd.New(cd.Address)
 	if err != nil {

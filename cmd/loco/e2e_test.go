@@ -31,7 +31,7 @@ type e2e struct {
 	specs    []string // every spec written, to stop them all at the end
 }
 
-func newE2E(t *testing.T) *e2e {
+func newE2E(t testing.TB) *e2e {
 	t.Helper()
 	e := &e2e{t: t, bin: filepath.Join(testenv.Binaries(t), "loco"), guest: testenv.TestGuest(t), dir: testenv.ShortTempDir(t)}
 	e.stateDir = filepath.Join(e.dir, "state")
@@ -159,7 +159,7 @@ func (e *e2e) agent(cluster string, i int, command string) string {
 	return ""
 }
 
-func fileSum(t *testing.T, path string) [32]byte {
+func fileSum(t testing.TB, path string) [32]byte {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -615,7 +615,7 @@ func TestInputAPI(t *testing.T) {
 
 // childNamed finds the process with the given executable name whose parent
 // is ppid.
-func childNamed(t *testing.T, ppid int, name string) int {
+func childNamed(t testing.TB, ppid int, name string) int {
 	t.Helper()
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {

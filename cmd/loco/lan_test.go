@@ -13,7 +13,7 @@ import (
 	"github.com/locolan/loco/sdk"
 )
 
-func pcapBytes(t *testing.T, frames int) []byte {
+func pcapBytes(t testing.TB, frames int) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	w := pcapgo.NewWriter(&b)

@@ -1,29 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/locolan/loco/internal/testenv"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // TestForegroundRunAndLogs: `loco run` in the foreground shows the guests,
 // `loco logs` prints a guest's serial console, and Ctrl-C (SIGINT) powers
@@ -33,7 +21,7 @@ func TestForegroundRunAndLogs(t *testing.T) {
 	spec := e.spec("fg", 1, "")
 	cmd := exec.Command(e.bin, "run", spec)
 	cmd.Env = append(os.Environ(), "LOCO_STATE_DIR="+e.stateDir, "XDG_CACHE_HOME="+filepath.Join(e.dir, "cache"))
-	var out lockedBuffer
+	var out testenv.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -137,17 +125,16 @@ func TestRunSurvivesItsOutput(t *testing.T) {
 	r.Close()
 	t.Logf("the reader took %q and left", line)
 
-	for deadline := time.Now().Add(3 * time.Minute); e.readyCount("pipe", 0) < 1; time.Sleep(250 * time.Millisecond) {
+	booted := testenv.WaitFor(t, "the guest to boot", 3*time.Minute, func() bool {
 		select {
 		case err := <-done:
 			done <- err
 			t.Fatalf("loco run died with its reader (%v); guests: %+v", err, e.status(spec).Guests)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the guest did not boot within 3 minutes")
-		}
-	}
+		return e.readyCount("pipe", 0) >= 1
+	})
+	t.Logf("the guest booted %v after the reader left, under a loco that kept running", booted.Round(time.Millisecond))
 	st := e.status(spec)
 	if len(st.Guests) != 1 || !st.Guests[0].Running {
 		t.Fatalf("status after the reader left: %+v", st)

@@ -131,7 +131,7 @@ func (e *e2e) pressKey(cl string, i int, key string) {
 // overlay (QEMU's stream magic "QEVM", version 3, at a cluster boundary), as
 // a torn write or bit rot would: the overlay stays a valid image, but QEMU
 // can no longer load the state.
-func corruptVMState(t *testing.T, overlay string) {
+func corruptVMState(t testing.TB, overlay string) {
 	t.Helper()
 	b, err := os.ReadFile(overlay)
 	if err != nil {

@@ -36,7 +36,7 @@ func TestValidateExampleConfigs(t *testing.T) {
 // buildDocPlugin compiles the plugin and the test shown in
 // docs/plugin-authoring.md, runs that test, and returns a directory holding
 // the binary as loco-plugin-network-mcast.
-func buildDocPlugin(t *testing.T) string {
+func buildDocPlugin(t testing.TB) string {
 	t.Helper()
 	root := testenv.RepoRoot()
 	doc, err := os.ReadFile(filepath.Join(root, "docs", "plugin-authoring.md"))

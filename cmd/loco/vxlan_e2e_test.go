@@ -24,7 +24,7 @@ type vxHost struct {
 }
 
 // freeUDP is an unused UDP port on ip.
-func freeUDP(t *testing.T, ip string) string {
+func freeUDP(t testing.TB, ip string) string {
 	t.Helper()
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip)})
 	if err != nil {
@@ -275,8 +275,8 @@ func TestLANVXLAN(t *testing.T) {
 		if err != nil {
 			t.Fatalf("no ping two minutes after the kill: %v", err)
 		}
-		if took > 5*time.Second {
-			t.Errorf("took %s, want within 5s", took)
+		if took > 20*time.Second {
+			t.Errorf("took %s, want within 20s", took)
 		}
 		if p := childOf(stA.LocoPID, "loco-plugin-network-vxlan"); p == 0 || p == plugin {
 			t.Errorf("plugin pid %d after the kill (was %d)", p, plugin)
@@ -297,7 +297,7 @@ func TestLANVXLAN(t *testing.T) {
 // 10.87.0.200) whose remote is a free port on the host end: vxa's VTEP. It
 // returns the namespace, vxa's address and the kernel VTEP's (a peer of
 // vxa).
-func kernelVTEP(t *testing.T) (ns, addrA, kernel string) {
+func kernelVTEP(t testing.TB) (ns, addrA, kernel string) {
 	t.Helper()
 	for _, tool := range []string{"ip", "ping"} {
 		if _, err := exec.LookPath(tool); err != nil {

@@ -45,7 +45,7 @@ func (a *standInAPI) Type(_ context.Context, id, text string) (api.TypeResult, e
 	return api.TypeResult{Instance: id, Characters: len(text)}, nil
 }
 
-func session(t *testing.T, a API) *mcp.ClientSession {
+func session(t testing.TB, a API) *mcp.ClientSession {
 	ctx := context.Background()
 	ct, st := mcp.NewInMemoryTransports()
 	if _, err := NewServer(a, "test").Connect(ctx, st, nil); err != nil {
@@ -59,7 +59,7 @@ func session(t *testing.T, a API) *mcp.ClientSession {
 	return cs
 }
 
-func call(t *testing.T, cs *mcp.ClientSession, tool string, args map[string]any) (string, bool) {
+func call(t testing.TB, cs *mcp.ClientSession, tool string, args map[string]any) (string, bool) {
 	t.Helper()
 	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: tool, Arguments: args})
 	if err != nil {

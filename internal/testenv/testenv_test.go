@@ -3,7 +3,9 @@ package testenv
 import (
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestBinariesAndGuest(t *testing.T) {
@@ -23,3 +25,23 @@ func TestBinariesAndGuest(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { os.Exit(Main(m)) }
+
+// TestHarness: WaitFor returns once its condition holds, and SyncBuffer
+// takes concurrent writes whole.
+func TestHarness(t *testing.T) {
+	n := 0
+	took := WaitFor(t, "three polls", 5*time.Second, func() bool { n++; return n >= 3 })
+	if n != 3 || took < 100*time.Millisecond {
+		t.Errorf("polled %d times in %v", n, took)
+	}
+	var b SyncBuffer
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() { defer wg.Done(); b.Write([]byte("0123456789")) }()
+	}
+	wg.Wait()
+	if len(b.String()) != 100 {
+		t.Errorf("%d bytes", len(b.String()))
+	}
+}

@@ -104,7 +104,7 @@ type fakeGuest struct {
 func startFakeGuest(t *testing.T, dir string, paused bool, extra ...string) *fakeGuest {
 	t.Helper()
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 is not installed")
+		t.Fatal("qemu-system-x86_64 is not installed: make test installs it (APT_PACKAGES)")
 	}
 	g := &fakeGuest{t: t, dir: dir, inputQMP: filepath.Join(dir, "input.sock"), coreQMP: filepath.Join(dir, "qmp.sock"), done: make(chan struct{})}
 	args := []string{"-machine", "pc", "-accel", "tcg", "-m", "32", "-nodefaults", "-display", "none", "-vga", "std", "-nic", "none",
