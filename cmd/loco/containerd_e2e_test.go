@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +24,7 @@ import (
 	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/containerd/snapshots"
 
+	"github.com/locolan/loco/core/api/client"
 	"github.com/locolan/loco/core/cluster"
 	"github.com/locolan/loco/internal/testenv"
 )
@@ -359,16 +359,9 @@ func TestContainerdDemo(t *testing.T) {
 		if err != nil || !strings.HasPrefix(string(banner), "RFB 003.") {
 			t.Errorf("guest %d VNC banner %q: %v", i, banner, err)
 		}
-		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/api/instances/%d/screenshot", base, i), nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		png, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !bytes.HasPrefix(png, []byte("\x89PNG")) {
-			t.Errorf("guest %d screenshot: %s, %d bytes", i, resp.Status, len(png))
+		shot, err := client.New(base, tok, nil).Screenshot(context.Background(), fmt.Sprint(i))
+		if err != nil || !bytes.HasPrefix(shot.PNG, []byte("\x89PNG")) {
+			t.Errorf("guest %d screenshot: %v, %d bytes", i, err, len(shot.PNG))
 		}
 	}
 	// The dashboard plays every guest from inside its container.

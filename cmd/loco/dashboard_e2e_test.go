@@ -1,9 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/locolan/loco/core/api/client"
 	"github.com/locolan/loco/core/cluster"
 	"github.com/locolan/loco/internal/testenv"
 )
@@ -48,16 +49,11 @@ func (e *e2e) streamSpec(name string, n int, stream string) (path string, withIn
 // apiGet fetches an API path with the token and decodes the JSON answer.
 func apiGet(t testing.TB, base, tok, path string, out any) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", base+path, nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.New(base, tok, nil).Do(context.Background(), "GET", path, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %s", path, resp.Status)
-	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		t.Fatal(err)
 	}

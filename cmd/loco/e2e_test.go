@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/locolan/loco/core/api/client"
 	"github.com/locolan/loco/core/cluster"
 	"github.com/locolan/loco/internal/proc"
 	"github.com/locolan/loco/internal/testenv"
@@ -119,6 +120,16 @@ func (e *e2e) status(spec string) statusJSON {
 		e.t.Fatal(err)
 	}
 	return st
+}
+
+// api is a client of the running loco's API for cluster cl.
+func (e *e2e) api(t testing.TB, cl string) *client.Client {
+	t.Helper()
+	base, tok, err := cluster.APIEndpoint(filepath.Join(e.stateDir, cl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client.New(base, tok, nil)
 }
 
 func (e *e2e) guestDir(cluster string, i int) string {

@@ -1,8 +1,8 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/locolan/loco/core/api/client"
 	"github.com/locolan/loco/core/cluster"
 	"github.com/locolan/loco/internal/proc"
 	"github.com/locolan/loco/internal/testenv"
@@ -97,17 +98,8 @@ func BenchmarkGrid(b *testing.B) {
 		measure("still")
 		f10 := func() {
 			for g := 0; g < n; g++ {
-				req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/instances/%d/input", base, g),
-					strings.NewReader(`{"events":[{"chord":["f10"]}]}`))
-				req.Header.Set("Authorization", "Bearer "+tok)
-				req.Header.Set("Content-Type", "application/json")
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					b.Fatal(err)
-				}
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					b.Fatalf("F10 to guest %d: %s", g, resp.Status)
+				if _, err := client.New(base, tok, nil).Input(context.Background(), fmt.Sprint(g), client.Press("f10")); err != nil {
+					b.Fatalf("F10 to guest %d: %v", g, err)
 				}
 			}
 		}

@@ -1,9 +1,8 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/locolan/loco/core/cluster"
 	"github.com/locolan/loco/internal/testenv"
 	"github.com/locolan/loco/sdk"
 )
@@ -123,22 +121,8 @@ func (g *lanGuests) allPairsPing(ips []string, count int, timeout time.Duration)
 // lanStatus asks the running loco's API, as `loco lan status --json` does.
 func (e *e2e) lanStatus(t testing.TB, cl string) sdk.LANStatus {
 	t.Helper()
-	base, tok, err := cluster.APIEndpoint(filepath.Join(e.stateDir, cl))
+	st, err := e.api(t, cl).LANStatus(context.Background())
 	if err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequest("GET", base+"/api/lan-status", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET /api/lan-status: %s", resp.Status)
-	}
-	var st sdk.LANStatus
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatal(err)
 	}
 	return st

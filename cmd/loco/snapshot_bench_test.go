@@ -1,19 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
 
+	"github.com/locolan/loco/core/api/client"
 	"github.com/locolan/loco/core/cluster"
 	"github.com/locolan/loco/internal/proc"
 	"github.com/locolan/loco/internal/testenv"
-	"github.com/locolan/loco/sdk"
 )
 
 // allReachable says whether the LAN switch's prober gets an answer from
@@ -23,15 +23,8 @@ func (e *e2e) allReachable(cl string, n int) bool {
 	if err != nil {
 		return false
 	}
-	req, _ := http.NewRequest("GET", base+"/api/lan-status", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	var st sdk.LANStatus
-	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&st) != nil || len(st.Ports) != n {
+	st, err := client.New(base, tok, nil).LANStatus(context.Background())
+	if err != nil || len(st.Ports) != n {
 		return false
 	}
 	for _, p := range st.Ports {
