@@ -7,4 +7,9 @@ import (
 	"github.com/locolan/loco/internal/testenv"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+func TestMain(m *testing.M) {
+	if role := os.Getenv("LOCO_TEST_DAEMON"); role != "" {
+		fakeDaemon(role) // never returns
+	}
+	os.Exit(testenv.Main(m))
+}
