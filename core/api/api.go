@@ -38,13 +38,21 @@ func New(b Backend, token string, log *slog.Logger) *Server {
 	return s
 }
 
-// Handle adds a route outside the table, for tests.
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+// Handle adds an ordinary route (request deadline, header token only) to
+// the table, for tests.
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+	s.table[pattern] = route{h: h}
+}
 
 // ServeHTTP sets the request's deadlines, checks the token, then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rt, _ := s.routeFor(r)
-	s.deadlines(w, rt)
+	rt, inTable := s.routeFor(r)
+	if inTable {
+		// Every route of the table, 404s and 405s included. A pattern put
+		// on the mux outside the table keeps none: it may be a stream.
+		s.deadlines(w, rt)
+	}
 	if !s.authorized(r, rt) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="loco"`)
 		writeError(w, http.StatusUnauthorized, "missing or wrong token: send Authorization: Bearer <token> (see `loco status` for where the token is)")

@@ -141,5 +141,11 @@ func TestServerLimits(t *testing.T) {
 		if rt, ok := s.routeFor(r); !ok || rt.stream {
 			t.Error("/api/instances is a stream in the route table")
 		}
+		for _, p := range []string{"/api/nope", "/api/instances/0/nope"} {
+			r, _ := http.NewRequest("GET", p, nil)
+			if rt, ok := s.routeFor(r); !ok || rt.stream || rt.h == nil {
+				t.Errorf("%s (a 404) gets no request deadline", p)
+			}
+		}
 	})
 }

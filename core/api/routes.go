@@ -65,7 +65,7 @@ func (s *Server) register() {
 	for _, path := range paths {
 		methods := fmt.Sprint(allow[path])
 		methods = methods[1 : len(methods)-1]
-		s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		notAllowed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", methods)
 			msg := fmt.Sprintf("%s %s: this endpoint takes %s", r.Method, shorten(r.URL.Path), methods)
 			if path == "/api/instances/{id}/whep/{session}" && r.Method == http.MethodPatch {
@@ -73,10 +73,14 @@ func (s *Server) register() {
 			}
 			writeError(w, http.StatusMethodNotAllowed, msg)
 		})
+		s.mux.Handle(path, notAllowed)
+		s.table[path] = route{h: notAllowed, undocumented: true}
 	}
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, shorten(r.URL.Path)))
 	})
+	s.mux.Handle("/", notFound)
+	s.table["/"] = route{h: notFound, undocumented: true}
 }
 
 // routeFor is the table's route that r goes to, if any.
