@@ -35,15 +35,18 @@ type Server struct {
 	token string
 	log   *slog.Logger
 	mux   *http.ServeMux
+	reqs  *requestMetrics // reqmetrics.go
 }
 
 // New makes a server; token is required on every request.
 func New(b Backend, token string, log *slog.Logger) *Server {
 	s := &Server{b: b, token: token, log: log, mux: http.NewServeMux()}
+	reg, metrics := newMetrics(b, log) // metrics.go
+	s.reqs = newRequestMetrics(reg)
 	s.mux.HandleFunc("GET /api/instances", s.instances)
 	s.mux.HandleFunc("GET /api/events", s.events)
 	s.mux.HandleFunc("GET /api/lan-status", s.lanStatus)
-	s.mux.HandleFunc("GET /metrics", s.metrics)
+	s.mux.Handle("GET /metrics", metrics)
 	s.lanRoutes()    // GET /api/lan/capture (lan.go)
 	s.streamRoutes() // WHEP, /api/streams and the dashboard (whep.go)
 	s.registerInput()
@@ -58,6 +61,8 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 
 // ServeHTTP checks the token, then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w, done := s.track(w, r)
+	defer done()
 	if !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="loco"`)
 		writeError(w, http.StatusUnauthorized, "missing or wrong token: send Authorization: Bearer <token> (see `loco status` for where the token is)")

@@ -87,24 +87,3 @@ func TestInstances(t *testing.T) {
 		t.Errorf("instance 1: %+v", got[1])
 	}
 }
-
-func TestMetrics(t *testing.T) {
-	srv := newTestServer(t)
-	code, body := get(t, srv.URL+"/metrics", token)
-	if code != 200 {
-		t.Fatal(code, body)
-	}
-	for _, want := range []string{
-		`loco_guest_up{guest="t-0"} 1`, `loco_guest_up{guest="t-1"} 0`,
-		`loco_guest_restarts_total{guest="t-1"} 2`,
-		`loco_guest_cpu_seconds_total{guest="t-0"} `, `loco_guest_memory_rss_bytes{guest="t-0"} `,
-		"# TYPE loco_guest_restarts_total counter",
-	} {
-		if !strings.Contains(body, want) {
-			t.Errorf("metrics lack %q:\n%s", want, body)
-		}
-	}
-	if strings.Contains(body, `loco_guest_memory_rss_bytes{guest="t-0"} 0`) || strings.Contains(body, `cpu_seconds_total{guest="t-1"}`) {
-		t.Errorf("metrics report a zero RSS or a stopped guest's CPU:\n%s", body)
-	}
-}
