@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/locolan/loco/core/bench/threshold"
 )
 
 // Cluster is a decoded, validated cluster spec.
@@ -20,6 +22,7 @@ type Cluster struct {
 	Plugins   []PluginUse
 	Pins      map[string]Pin // by "<kind>-<name>"
 	API       API
+	Bench     Bench
 
 	evalCtx *hcl.EvalContext
 }
@@ -135,6 +138,12 @@ type Pin struct {
 }
 
 // API is the core's HTTP API.
+// Bench is what `loco bench` gates on (the spec's bench block).
+type Bench struct {
+	// Thresholds fail the run when a report row breaks one.
+	Thresholds []threshold.Rule
+}
+
 type API struct {
 	Listen string
 	// Token is the bearer token; "" means generate one and keep it in the
