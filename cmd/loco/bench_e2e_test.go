@@ -265,3 +265,56 @@ func TestBench(t *testing.T) {
 		}
 	})
 }
+
+// TestBenchScenarios runs every scenario of plugins/bench-loco once with
+// one guest and checks that its rows carry the figures docs/benchmarks.md
+// names (no speed is asserted: the figures are logged).
+func TestBenchScenarios(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a guest per scenario")
+	}
+	e := newE2E(t)
+	spec := e.benchSpec("bs", "  network \"socket\" {}\n  input \"qmp\" {}\n", "")
+	for _, tc := range []struct {
+		scenario string
+		params   []string
+		want     []string // value columns of the guest=all (or only) row
+	}{
+		{"boot", nil, []string{"boot_all_s", "boot_p50_s"}},
+		{"lan", []string{"--param", "window=4"}, []string{"rtt_p50_ms", "rtt_p95_ms", "segment_drops_per_s"}},
+		{"density", []string{"--param", "window=4"}, []string{"cpu_pct_per_guest", "rss_mib_per_guest", "plugins_cpu_pct", "total_cpu_pct"}},
+		{"input-latency", []string{"--param", "trials=5"}, []string{"latency_p50_ms", "latency_p95_ms", "screenshot_p50_ms"}},
+	} {
+		t.Run(tc.scenario, func(t *testing.T) {
+			out := filepath.Join(e.dir, "out-"+tc.scenario)
+			args := append([]string{"bench", spec, "--scenario", tc.scenario, "--out", out}, tc.params...)
+			stdout, stderr, code := e.loco(args...)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+			}
+			md, _ := os.ReadFile(filepath.Join(out, "report.md"))
+			t.Logf("%s", md)
+			var res struct {
+				Rows []struct {
+					Labels map[string]string  `json:"labels"`
+					Values map[string]float64 `json:"values"`
+				} `json:"rows"`
+			}
+			b, _ := os.ReadFile(filepath.Join(out, "results.json"))
+			json.Unmarshal(b, &res)
+			found := map[string]bool{}
+			for _, r := range res.Rows {
+				for k, v := range r.Values {
+					if v > 0 || k == "segment_drops_per_s" {
+						found[k] = true
+					}
+				}
+			}
+			for _, w := range tc.want {
+				if !found[w] {
+					t.Errorf("no row has %s > 0:\n%s", w, b)
+				}
+			}
+		})
+	}
+}
