@@ -247,7 +247,7 @@ func TestBench(t *testing.T) {
 	t.Run("a threshold in the spec is checked at its line", func(t *testing.T) {
 		bad := e.benchSpec("bc-bad", "  bench {\n    thresholds = [\"fps >> 3\"]\n  }\n", "")
 		_, stderr, code := e.loco("bench", bad, "--scenario", "count")
-		if code != 1 || !strings.Contains(stderr, "bc-bad.hcl:23:5: error: Invalid threshold") {
+		if code != 1 || !strings.Contains(stderr, "bc-bad.hcl:24:5: error: Invalid threshold") {
 			t.Errorf("exit %d:\n%s", code, stderr)
 		}
 	})
