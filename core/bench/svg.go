@@ -32,7 +32,8 @@ type axes struct {
 	b              strings.Builder
 }
 
-func newAxes(x0, x1, y0, y1 float64, xLabel, yLabel string) *axes {
+// newAxes draws the frame; xTicks nil means round numbers.
+func newAxes(x0, x1, y0, y1 float64, xLabel, yLabel string, xTicks []float64) *axes {
 	if x1 <= x0 {
 		x0, x1 = x0-1, x1+1
 	}
@@ -42,7 +43,10 @@ func newAxes(x0, x1, y0, y1 float64, xLabel, yLabel string) *axes {
 	a := &axes{x0: x0, x1: x1, y0: y0, y1: y1}
 	fmt.Fprintf(&a.b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" class="plot" font-family="sans-serif" font-size="11">`, svgW, svgH, svgW, svgH)
 	fmt.Fprintf(&a.b, `<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#999"/>`, padL, padT, svgW-padL-padR, svgH-padT-padB)
-	for _, t := range ticks(x0, x1, 6) {
+	if xTicks == nil {
+		xTicks = ticks(x0, x1, 6)
+	}
+	for _, t := range xTicks {
 		px := a.px(t)
 		fmt.Fprintf(&a.b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#999"/><text x="%.1f" y="%d" text-anchor="middle">%s</text>`,
 			px, svgH-padB, px, svgH-padB+4, px, svgH-padB+16, tickLabel(t))
@@ -94,7 +98,17 @@ func scatterSVG(name string, pts []point) string {
 	if pad == 0 {
 		pad = 0.5
 	}
-	a := newAxes(x0-pad, x1+pad, y0, niceCeil(y1*1.05), "guests", name)
+	// Guest counts are the only x values there are: tick those.
+	seen := map[float64]bool{}
+	var xt []float64
+	for _, p := range pts {
+		if !seen[p.x] {
+			seen[p.x] = true
+			xt = append(xt, p.x)
+		}
+	}
+	sort.Float64s(xt)
+	a := newAxes(x0-pad, x1+pad, y0, niceCeil(y1*1.05), "guests", name, xt)
 	sums, counts := map[float64]float64{}, map[float64]int{}
 	for _, p := range pts {
 		fmt.Fprintf(&a.b, `<circle class="point" cx="%.1f" cy="%.1f" r="3" fill="%s" fill-opacity="0.5"/>`, a.px(p.x), a.py(p.y), palette[0])
@@ -133,7 +147,7 @@ func histogramSVG(name string, series []sampleSeries) string {
 		}
 		counts = append(counts, c)
 	}
-	a := newAxes(lo, hi, 0, niceCeil(top*1.1), name, "count")
+	a := newAxes(lo, hi, 0, niceCeil(top*1.1), name, "count", nil)
 	var names []string
 	for i, c := range counts {
 		pts := []point{{lo, 0}}
@@ -154,7 +168,7 @@ func cdfSVG(name string, series []sampleSeries) string {
 	for _, s := range series {
 		lo, hi = math.Min(lo, s.Values[0]), math.Max(hi, s.Values[len(s.Values)-1])
 	}
-	a := newAxes(lo, hi, 0, 1, name, "fraction ≤ x")
+	a := newAxes(lo, hi, 0, 1, name, "fraction ≤ x", nil)
 	var names []string
 	for i, s := range series {
 		pts := make([]point, 0, len(s.Values)+1)
