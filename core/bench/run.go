@@ -123,7 +123,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	rules := append(append([]threshold.Rule{}, c.Bench.Thresholds...), o.Thresholds...)
-	if len(o.Guests) == 0 {
+	sweep := len(o.Guests) > 0 // else the spec's count, and no variable needed
+	if !sweep {
 		o.Guests = []int{c.Instances}
 	} else if _, err := loadSpec(o, o.Guests[0]); err != nil {
 		return nil, err
@@ -157,7 +158,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 					cl.stop(o.Log)
 				}
 				bar.set(step, 0, fmt.Sprintf("guests=%d run %d/%d: booting", n, run, o.Runs))
-				cl, err = boot(ctx, o, n)
+				cl, err = boot(ctx, o, n, sweep)
 				if err != nil {
 					return nil, err
 				}
@@ -287,8 +288,12 @@ type booted struct {
 	started    time.Time
 }
 
-func boot(ctx context.Context, o Options, n int) (*booted, error) {
-	c, err := loadSpec(o, n)
+func boot(ctx context.Context, o Options, n int, sweep bool) (*booted, error) {
+	setVar := 0
+	if sweep {
+		setVar = n
+	}
+	c, err := loadSpec(o, setVar)
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +314,7 @@ func boot(ctx context.Context, o Options, n int) (*booted, error) {
 	for k, v := range o.Vars {
 		args = append(args, "--var", k+"="+v)
 	}
-	if _, set := o.Vars["guests"]; !set && len(o.Guests) > 0 {
+	if sweep {
 		args = append(args, "--var", "guests="+strconv.Itoa(n))
 	}
 	args = append(args, o.Spec)
