@@ -19,15 +19,17 @@ TESTGUEST := build/testguest
 # vde_switch is the LAN benchmark's reference switch; containerd and runc
 # run the containerd runtime's tests (each starts a private containerd);
 # iproute2 and iputils-ping build and ping the kernel VTEP in network-vxlan's
-# interop test.
+# interop test; prometheus scrapes a running cluster in cmd/loco's
+# TestPrometheusScrapesTheCluster.
 APT_PACKAGES := qemu-system-x86 qemu-utils busybox-static cpio xz-utils zstd kmod \
 	protobuf-compiler ca-certificates git \
 	gcc libc6-dev pkg-config libyuv-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
 	chromium novnc websockify \
-	tcpdump vde2 containerd runc iproute2 iputils-ping
+	tcpdump vde2 containerd runc iproute2 iputils-ping \
+	prometheus
 
-.PHONY: all build deps testguest test run proto lint clean
+.PHONY: all build deps testguest test run proto lint clean bench
 
 all: build
 
@@ -81,3 +83,17 @@ lint:
 
 clean:
 	rm -rf $(BIN)
+
+# bench runs loco's own scenarios against the demo cluster (separately from
+# make test: a slow machine never fails a test). BENCH_SCENARIOS and
+# BENCH_GUESTS pick what runs; BENCH_FLAGS adds e.g. --threshold or --runs.
+# Reports go to build/bench/<scenario>/.
+BENCH_SCENARIOS ?= boot lan density input-latency
+BENCH_GUESTS ?= 1,3
+BENCH_FLAGS ?=
+bench: build testguest
+	@for s in $(BENCH_SCENARIOS); do \
+		echo "loco bench configs/demo.hcl --scenario $$s --guests $(BENCH_GUESTS) $(BENCH_FLAGS)"; \
+		$(BIN)/loco bench configs/demo.hcl --scenario $$s --guests $(BENCH_GUESTS) \
+			--state-dir build/bench/state --out build/bench/$$s $(BENCH_FLAGS) || exit 1; \
+	done

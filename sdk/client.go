@@ -7,6 +7,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"google.golang.org/grpc"
 
+	benchv1 "github.com/locolan/loco/sdk/proto/loco/bench/v1"
 	inputv1 "github.com/locolan/loco/sdk/proto/loco/input/v1"
 	networkv1 "github.com/locolan/loco/sdk/proto/loco/network/v1"
 	pluginv1 "github.com/locolan/loco/sdk/proto/loco/plugin/v1"
@@ -20,6 +21,7 @@ type Client struct {
 	network networkv1.NetworkClient
 	stream  streamv1.StreamClient
 	input   inputv1.InputClient
+	bench   benchv1.BenchClient
 }
 
 // NewClient wraps a gRPC connection to a plugin.
@@ -29,6 +31,7 @@ func NewClient(conn grpc.ClientConnInterface) *Client {
 		network: networkv1.NewNetworkClient(conn),
 		stream:  streamv1.NewStreamClient(conn),
 		input:   inputv1.NewInputClient(conn),
+		bench:   benchv1.NewBenchClient(conn),
 	}
 }
 

@@ -11,8 +11,9 @@ const (
 	KindInput   = "input"
 )
 
-// Kinds lists every kind the core knows, in the order the core starts them.
-var Kinds = []string{KindNetwork, KindStream, KindInput}
+// Kinds lists every kind the core knows, in the order the core starts them
+// (bench plugins are started by `loco bench` alone).
+var Kinds = []string{KindNetwork, KindStream, KindInput, KindBench}
 
 // APIVersions are the plugin API versions this SDK speaks, newest last. The
 // host and plugin agree on the highest version both speak.

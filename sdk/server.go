@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	benchv1 "github.com/locolan/loco/sdk/proto/loco/bench/v1"
 	inputv1 "github.com/locolan/loco/sdk/proto/loco/input/v1"
 	networkv1 "github.com/locolan/loco/sdk/proto/loco/network/v1"
 	pluginv1 "github.com/locolan/loco/sdk/proto/loco/plugin/v1"
@@ -39,6 +40,12 @@ func RegisterServices(s *grpc.Server, impl Plugin) error {
 			return fmt.Errorf("plugin says it is a %s plugin but does not implement sdk.Input", kind)
 		}
 		inputv1.RegisterInputServer(s, &inputServer{impl: in})
+	case KindBench:
+		b, ok := impl.(Bench)
+		if !ok {
+			return fmt.Errorf("plugin says it is a %s plugin but does not implement sdk.Bench", kind)
+		}
+		benchv1.RegisterBenchServer(s, &benchServer{impl: b})
 	default:
 		return fmt.Errorf("plugin kind %q is not one of %v", kind, Kinds)
 	}

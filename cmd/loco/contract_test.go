@@ -143,7 +143,7 @@ func TestSDKModuleVersionsMatchTheTree(t *testing.T) {
 // (var _ sdk.Network = (*plugin)(nil)), so a changed or misspelt method is
 // a build error, not a plugin that silently answers UNIMPLEMENTED.
 func TestEveryPluginChecksItsInterface(t *testing.T) {
-	kinds := []string{"Network", "Stream", "Input"}
+	kinds := []string{"Network", "Stream", "Input", "Bench"}
 	dirs, err := os.ReadDir("../../plugins")
 	if err != nil {
 		t.Fatal(err)

@@ -64,6 +64,7 @@ Start with:  loco validate configs/demo.hcl && loco run configs/demo.hcl`,
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(newVersionCmd(), newValidateCmd(g), newPluginsCmd(g))
+	root.AddCommand(newBenchCmd(g)) // bench.go
 	for _, c := range moreCommands(g) {
 		root.AddCommand(c)
 	}

@@ -30,10 +30,11 @@ func (b restartingBackend) Plan() *plan.Plan { return b.p }
 func (b restartingBackend) Guests() []supervise.GuestStatus {
 	return []supervise.GuestStatus{{Index: 0, Name: "st-0", State: supervise.Restarting, Restarts: 1}}
 }
-func (b restartingBackend) Events() []supervise.Event  { return nil }
-func (b restartingBackend) Network() api.NetworkPlugin { return nil }
-func (b restartingBackend) Input() api.InputPlugin     { return nil }
-func (b restartingBackend) Stream() api.StreamPlugin   { return nil }
+func (b restartingBackend) Events() []supervise.Event    { return nil }
+func (b restartingBackend) Network() api.NetworkPlugin   { return nil }
+func (b restartingBackend) Input() api.InputPlugin       { return nil }
+func (b restartingBackend) Stream() api.StreamPlugin     { return nil }
+func (b restartingBackend) Plugins() []api.PluginProcess { return nil }
 
 // TestStatusAgreesWithTheAPI: during a restart backoff `loco status` says
 // what the API says, restarting, where it used to say stopped (it only

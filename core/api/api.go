@@ -26,7 +26,9 @@ type Server struct {
 	// Limits apply from the next Serve; New sets DefaultLimits.
 	Limits Limits
 	// table is routes() by mux pattern, for what ServeHTTP checks first.
-	table map[string]route
+	table   map[string]route
+	reqs    *requestMetrics // reqmetrics.go
+	metrics http.Handler    // metrics.go
 }
 
 // New makes a server; token is required on every request.
@@ -34,6 +36,8 @@ func New(b Backend, token string, log *slog.Logger) *Server {
 	s := &Server{b: b, token: token, log: log, mux: http.NewServeMux()}
 	s.handler = sameOrigin(s.mux)
 	s.Limits = DefaultLimits
+	reg, metrics := newMetrics(b, log) // metrics.go
+	s.reqs, s.metrics = newRequestMetrics(reg), metrics
 	s.register() // routes.go
 	return s
 }
@@ -47,6 +51,8 @@ func (s *Server) Handle(pattern string, h http.Handler) {
 
 // ServeHTTP sets the request's deadlines, checks the token, then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w, done := s.track(w, r)
+	defer done()
 	rt, inTable := s.routeFor(r)
 	if inTable {
 		// Every route of the table, 404s and 405s included. A pattern put

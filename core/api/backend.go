@@ -19,6 +19,22 @@ type Backend interface {
 	Network() NetworkPlugin
 	Input() InputPlugin
 	Stream() StreamPlugin
+	// Plugins are the cluster's plugin processes, for /metrics.
+	Plugins() []PluginProcess
+}
+
+// PluginProcess is one plugin as /metrics shows it.
+type PluginProcess struct {
+	Kind, Name string
+	PID        int
+	Restarts   int
+	// Metrics is its Metrics RPC; nil while no process serves it.
+	Metrics MetricsPlugin
+}
+
+// MetricsPlugin is what /metrics asks of every plugin.
+type MetricsPlugin interface {
+	Metrics(ctx context.Context) ([]sdk.MetricFamily, error)
 }
 
 // NetworkPlugin is what the API asks of the network plugin.

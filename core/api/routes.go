@@ -33,7 +33,7 @@ func (s *Server) routes() []route {
 		{method: "GET", path: "/api/events", h: f(s.events)},
 		{method: "GET", path: "/api/lan-status", h: f(s.lanStatus)},
 		{method: "GET", path: "/api/lan/capture", h: f(s.lanCapture), stream: true},
-		{method: "GET", path: "/metrics", h: f(s.metrics)},
+		{method: "GET", path: "/metrics", h: s.metrics},
 		{method: "POST", path: "/api/instances/{id}/input", h: f(s.postInput)},
 		{method: "POST", path: "/api/instances/{id}/type", h: f(s.postType)},
 		{method: "GET", path: "/api/instances/{id}/screenshot", h: f(s.getScreenshot)},

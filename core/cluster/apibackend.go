@@ -1,6 +1,9 @@
 package cluster
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/locolan/loco/core/api"
 	"github.com/locolan/loco/sdk"
 )
@@ -38,6 +41,23 @@ func (cl *Cluster) Stream() api.StreamPlugin {
 		return c
 	}
 	return nil
+}
+
+// Plugins are the cluster's plugin processes, sorted by kind.
+func (cl *Cluster) Plugins() []api.PluginProcess {
+	if cl.plugins == nil {
+		return nil
+	}
+	var out []api.PluginProcess
+	for kind, p := range cl.plugins.Plugins {
+		pp := api.PluginProcess{Kind: kind, Name: p.Info().Name, PID: p.PID(), Restarts: p.Restarts()}
+		if c := p.Client(); c != nil {
+			pp.Metrics = c
+		}
+		out = append(out, pp)
+	}
+	slices.SortFunc(out, func(a, b api.PluginProcess) int { return strings.Compare(a.Kind, b.Kind) })
+	return out
 }
 
 var _ api.Backend = (*Cluster)(nil)

@@ -356,9 +356,6 @@ func ReadState(dir string) (*State, error) {
 // Plan is the cluster's plan, once Up has made it.
 func (cl *Cluster) Plan() *plan.Plan { return cl.plan }
 
-// Plugins are the cluster's running plugins.
-func (cl *Cluster) Plugins() *pluginhost.Set { return cl.plugins }
-
 // Guests is a snapshot of every guest.
 func (cl *Cluster) Guests() []supervise.GuestStatus {
 	if cl.sup == nil {

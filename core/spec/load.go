@@ -19,6 +19,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 
+	"github.com/locolan/loco/core/bench/threshold"
 	"github.com/locolan/loco/core/qemu"
 )
 
@@ -283,6 +284,7 @@ type clusterBlock struct {
 	Input     []pluginBlock   `hcl:"input,block"`
 	Plugin    []pinBlock      `hcl:"plugin,block"`
 	API       *apiBlock       `hcl:"api,block"`
+	Bench     *benchBlock     `hcl:"bench,block"`
 }
 
 type imageBlock struct {
@@ -341,6 +343,12 @@ type apiBlock struct {
 	Listen *string  `hcl:"listen,optional"`
 	Token  *string  `hcl:"token,optional"`
 	Body   hcl.Body `hcl:",body"`
+}
+
+// benchBlock holds what `loco bench` gates on; loco run ignores it.
+type benchBlock struct {
+	Thresholds []string `hcl:"thresholds,optional"`
+	Body       hcl.Body `hcl:",body"`
 }
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -564,6 +572,16 @@ func decodeCluster(block *hcl.Block, ctx *hcl.EvalContext, dir string) (*Cluster
 			if len(c.API.Token) < 16 {
 				errAt(ab.Body, "token", "Token too short", "Use at least 16 characters, or leave token out and loco generates one.")
 			}
+		}
+	}
+	if bb := cb.Bench; bb != nil {
+		for _, src := range bb.Thresholds {
+			r, err := threshold.Parse(src)
+			if err != nil {
+				errAt(bb.Body, "thresholds", "Invalid threshold", err.Error())
+				continue
+			}
+			c.Bench.Thresholds = append(c.Bench.Thresholds, r)
 		}
 	}
 	return c, diags

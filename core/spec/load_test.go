@@ -106,6 +106,7 @@ func TestErrors(t *testing.T) {
 		{"undeclared -var", head + "}\n", map[string]string{"y": "1"}, "", "declares no variable \"y\""},
 		{"bad token", head + "  api {\n    token = \"short\"\n  }\n}\n", nil, "bad.hcl:6:5", "at least 16"},
 		{"bad snapshot name", head + "  guest {\n    start_from = \"a b\"\n  }\n}\n", nil, "bad.hcl:6:5", "Invalid snapshot name"},
+		{"bad bench threshold", head + "  bench {\n    thresholds = [\"boot_s < 30\", \"glass_p50_ms =< 60\"]\n  }\n}\n", nil, "bad.hcl:6:5", "METRIC OP NUMBER"},
 		{"bad cluster name", "cluster \"Bad_Name\" {\n  image {\n    disk = \"base.qcow2\"\n  }\n}\n", nil, "bad.hcl:1:9", "Invalid cluster name"},
 	}
 	dir := t.TempDir()
@@ -184,5 +185,19 @@ func TestContainerdRuntime(t *testing.T) {
 		if r.Driver != "containerd" || r.Address != tc.address || r.Namespace != tc.ns || r.Snapshotter != tc.snapshotter {
 			t.Errorf("%q: %+v", tc.body, r)
 		}
+	}
+}
+
+func TestBenchThresholds(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "base.qcow2"), nil, 0o644)
+	path := filepath.Join(dir, "c.hcl")
+	os.WriteFile(path, []byte("cluster \"c\" {\n  image {\n    disk = \"base.qcow2\"\n  }\n  bench {\n    thresholds = [\"boot_s < 30\", \"glass_p50_ms <= 60\"]\n  }\n}\n"), 0o644)
+	c, diags := NewLoader().Load(path)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if len(c.Bench.Thresholds) != 2 || c.Bench.Thresholds[1].Metric != "glass_p50_ms" || c.Bench.Thresholds[1].Value != 60 {
+		t.Errorf("thresholds: %+v", c.Bench.Thresholds)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/locolan/loco/core/bench/threshold"
 )
 
 // Cluster is a decoded, validated cluster spec.
@@ -25,6 +27,7 @@ type Cluster struct {
 	// block, then "state_dir", "guest.machine", "guest.memory",
 	// "instance.N.memory".
 	Where map[string]hcl.Range
+	Bench Bench
 
 	evalCtx *hcl.EvalContext
 }
@@ -146,6 +149,12 @@ type Pin struct {
 	Path     string // absolute, or "" to search as usual
 	SHA256   string // lower-case hex, or ""
 	DefRange hcl.Range
+}
+
+// Bench is what `loco bench` gates on (the spec's bench block).
+type Bench struct {
+	// Thresholds fail the run when a report row breaks one.
+	Thresholds []threshold.Rule
 }
 
 // API is the core's HTTP API.

@@ -28,10 +28,11 @@ func (b backend) Plan() *plan.Plan {
 func (b backend) Guests() []supervise.GuestStatus {
 	return []supervise.GuestStatus{{Index: 0, Name: "c-0", State: supervise.Running, PID: 1, Started: time.Now()}}
 }
-func (b backend) Events() []supervise.Event  { return nil }
-func (b backend) Network() api.NetworkPlugin { return nil }
-func (b backend) Input() api.InputPlugin     { return b.in }
-func (b backend) Stream() api.StreamPlugin   { return nil }
+func (b backend) Events() []supervise.Event    { return nil }
+func (b backend) Network() api.NetworkPlugin   { return nil }
+func (b backend) Input() api.InputPlugin       { return b.in }
+func (b backend) Stream() api.StreamPlugin     { return nil }
+func (b backend) Plugins() []api.PluginProcess { return nil }
 
 // standInInput stands in for the input plugin: it records events and fails
 // the first busy screenshots with sdk.ErrBusy.

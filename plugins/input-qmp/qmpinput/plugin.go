@@ -36,6 +36,7 @@ type Plugin struct {
 	interval time.Duration
 	timeout  time.Duration
 	guests   map[uint32]*guest
+	st       *inputStats // metrics.go
 }
 
 var _ sdk.Input = (*Plugin)(nil)
@@ -122,7 +123,8 @@ func (p *Plugin) guest(instance uint32) (*guest, error) {
 	return g, nil
 }
 
-func (p *Plugin) Send(ctx context.Context, instance uint32, events []sdk.InputEvent) error {
+func (p *Plugin) Send(ctx context.Context, instance uint32, events []sdk.InputEvent) (err error) {
+	defer func() { p.recordSend(instance, events, err) }()
 	g, err := p.guest(instance)
 	if err != nil {
 		return err
@@ -137,7 +139,8 @@ func (p *Plugin) Send(ctx context.Context, instance uint32, events []sdk.InputEv
 	return g.send(ctx, cmds)
 }
 
-func (p *Plugin) Screenshot(ctx context.Context, instance uint32) (sdk.Screenshot, error) {
+func (p *Plugin) Screenshot(ctx context.Context, instance uint32) (_ sdk.Screenshot, err error) {
+	defer func(start time.Time) { p.recordScreenshot(instance, time.Since(start), err) }(time.Now())
 	g, err := p.guest(instance)
 	if err != nil {
 		return sdk.Screenshot{}, err

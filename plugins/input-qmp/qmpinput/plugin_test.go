@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image/png"
 	"net"
 	"os"
@@ -328,6 +329,40 @@ timeout = "2s"`)
 		}
 		if err2 != nil {
 			t.Errorf("the socket was let go, but the plugin still fails: %v", err2)
+		}
+	})
+	t.Run("metrics count what happened, across reconfigurations", func(t *testing.T) {
+		fams, err := c.Metrics(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, f := range fams {
+			if err := f.Validate(); err != nil {
+				t.Error(err)
+			}
+			for _, s := range f.Samples {
+				v := s.Value
+				if f.Type == sdk.Histogram {
+					v = float64(s.Count)
+				}
+				got[f.Name+fmt.Sprint(s.LabelValues)] = v
+			}
+		}
+		t.Logf("%v", got)
+		for k, min := range map[string]float64{
+			"loco_input_events_total[t-0 key]":                     20,
+			"loco_input_events_total[t-0 button]":                  2,
+			"loco_input_events_total[t-0 abs]":                     1,
+			"loco_input_errors_total[t-0 send guest_not_running]":  3,
+			"loco_input_errors_total[t-0 send invalid]":            1,
+			"loco_input_errors_total[instance-7 send no_instance]": 1,
+			"loco_input_errors_total[t-0 send not_ready]":          1,
+			"loco_input_screenshot_seconds[t-0]":                   2,
+		} {
+			if got[k] < min {
+				t.Errorf("%s = %v, want at least %v", k, got[k], min)
+			}
 		}
 	})
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/hashicorp/go-hclog"
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/locolan/loco/sdk"
 )
 
 // station is the switch's own host on the segment: it answers ARP and ping
@@ -29,6 +31,8 @@ type station struct {
 	// in is bounded: a flood of broadcasts must not grow memory.
 	in     chan []byte
 	icmpID uint16
+
+	rtt []*sdk.HistogramValue // ICMP round trips by guest index (metrics.go)
 
 	mu     sync.Mutex
 	probes []probeState // by guest index
@@ -56,6 +60,7 @@ func newStation(sw *Switch, log hclog.Logger, c Config, guests []guestSpec) *sta
 	}
 	for i := range st.probes {
 		st.probes[i].pending = map[uint16]time.Time{}
+		st.rtt = append(st.rtt, sdk.NewHistogram(rttBuckets...))
 	}
 	sw.toStation = func(f []byte) bool {
 		select {
@@ -172,6 +177,7 @@ func (st *station) replied(i int, from netip.Addr, rtt time.Duration, icmp bool,
 		st.log.Info("guest reachable", "guest", st.sw.ports[i].name, "ip", from, "rtt", rtt)
 	}
 	pr.lastReply, pr.reachable = now, true
+	st.observeRTT(i, rtt, icmp)
 	// An ICMP round trip measures the guest's IP stack, which is what a
 	// game feels; ARP only stands in until the first echo reply.
 	if icmp || !pr.icmpRTT {

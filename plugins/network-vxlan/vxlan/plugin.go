@@ -134,3 +134,14 @@ func (p *Plugin) Capture(ctx context.Context, req sdk.CaptureRequest, send func(
 	}
 	return seg.Capture(ctx, req, send)
 }
+
+var _ sdk.Metrics = (*Plugin)(nil)
+
+// Metrics is the segment's series plus the peers as uplinks.
+func (p *Plugin) Metrics(context.Context) ([]sdk.MetricFamily, error) {
+	seg, tun, err := p.current()
+	if err != nil {
+		return nil, err
+	}
+	return seg.MetricsFrom(mergeStatus(seg.Status(), tun, time.Now())), nil
+}

@@ -95,6 +95,7 @@ func TestSegmentSpansThreeHosts(t *testing.T) {
 					t.Errorf("with a silent peer: healthy=%v %q", st.Healthy, st.Summary)
 				}
 				t.Logf("a's peers: %+v; summary %q", st.Uplinks, st.Summary)
+				checkUplinkMetrics(t, a.p, st.Uplinks[0].Address)
 				break
 			}
 			if time.Now().After(deadline) {
@@ -174,4 +175,38 @@ func containsStr(ss []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// checkUplinkMetrics: the peers reach /metrics as uplinks beside the
+// segment's own series.
+func checkUplinkMetrics(t *testing.T, p *Plugin, reachable string) {
+	seen := false
+	t.Helper()
+	fams, err := p.Metrics(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, f := range fams {
+		if err := f.Validate(); err != nil {
+			t.Error(err)
+		}
+		found[f.Name] = true
+		if f.Name == "loco_lan_uplink_reachable" {
+			for _, s := range f.Samples {
+				if s.LabelValues[1] == reachable && s.Value != 1 {
+					t.Errorf("uplink %s reachable = %v", reachable, s.Value)
+				}
+				seen = seen || s.LabelValues[1] == reachable
+			}
+		}
+	}
+	if !seen {
+		t.Errorf("no reachability series for peer %s", reachable)
+	}
+	for _, n := range []string{"loco_lan_frames_total", "loco_lan_rtt_seconds", "loco_lan_uplink_frames_total", "loco_lan_uplink_rtt_seconds"} {
+		if !found[n] {
+			t.Errorf("no %s", n)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -225,4 +226,46 @@ func TestUnconnectedOffersFreeTheirSlots(t *testing.T) {
 	t.Logf("%d unconnected viewers gone %v after the last offer (connectTimeout %v)", maxViewersPerGuest, time.Since(start), limit)
 	v, _ := newViewerClient(t, r.c, 0, sdk.VariantFull)
 	waitFor(t, "frames for the real viewer", time.Minute, func() bool { return v.frames.Load() > 0 })
+}
+
+// TestMetrics: a watched guest's variant reports its frames, viewers, key
+// frames and an encode-time histogram with an observation per frame.
+func TestMetrics(t *testing.T) {
+	r := newRig(t, 320, 240, "audio = false")
+	a, _ := newViewerClient(t, r.c, 0, sdk.VariantFull)
+	waitFor(t, "frames", 30*time.Second, func() bool { return a.frames.Load() >= 2 })
+	r.fd.Fill(0xffffff)
+	waitFor(t, "a second picture", 10*time.Second, func() bool { return r.stats(t, sdk.VariantFull).FramesOut >= 3 })
+	fams, err := r.c.Metrics(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]sdk.MetricSample{}
+	for _, f := range fams {
+		if err := f.Validate(); err != nil {
+			t.Error(err)
+		}
+		for _, s := range f.Samples {
+			got[f.Name+"/"+strings.Join(s.LabelValues, "/")] = s
+		}
+	}
+	st := r.stats(t, sdk.VariantFull)
+	if v := got["loco_stream_viewers/t-0/full"].Value; v != 1 {
+		t.Errorf("viewers %v", v)
+	}
+	if v := got["loco_stream_viewers/t-0/thumb"].Value; v != 0 {
+		t.Errorf("thumb viewers %v", v)
+	}
+	if v := got["loco_stream_frames_total/t-0/full"].Value; v < 3 {
+		t.Errorf("frames %v", v)
+	}
+	if v := got["loco_stream_key_frames_total/t-0/full"].Value; v < 1 {
+		t.Errorf("key frames %v", v)
+	}
+	h := got["loco_stream_encode_seconds/t-0/full"]
+	// Every frame sent was encoded; the encoder may be a frame ahead.
+	if h.Count < 2 || float64(h.Count) < float64(st.FramesOut)-2 || h.Sum <= 0 {
+		t.Errorf("encode histogram: %d observations, sum %v, for %d frames out", h.Count, h.Sum, st.FramesOut)
+	}
+	t.Logf("encode: %d frames, mean %.2f ms (stats say %.2f ms)", h.Count, 1000*h.Sum/float64(h.Count), st.EncodeMs)
 }

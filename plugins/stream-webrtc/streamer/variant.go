@@ -39,6 +39,7 @@ type variant struct {
 	running  bool
 	cur      *gst.Pipeline // the running encoder, for its live encode time
 	st       variantCounters
+	m        variantMetrics // metrics.go
 }
 
 type variantCounters struct {
@@ -330,6 +331,7 @@ func (v *variant) pump(e *encoder) {
 			dur = s.PTS - lastPTS
 		}
 		lastPTS = s.PTS
+		v.observeEncode(e.pl)
 		if err := v.track.WriteSample(media.Sample{Data: s.Data, Duration: dur}); err != nil {
 			logger.Debug("writing to the video track", "guest", v.g.in.Name, "err", err)
 		}

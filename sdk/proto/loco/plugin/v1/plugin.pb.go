@@ -852,7 +852,7 @@ var File_loco_plugin_v1_plugin_proto protoreflect.FileDescriptor
 
 const file_loco_plugin_v1_plugin_proto_rawDesc = "" +
 	"\n" +
-	"\x1bloco/plugin/v1/plugin.proto\x12\x0eloco.plugin.v1\"\r\n" +
+	"\x1bloco/plugin/v1/plugin.proto\x12\x0eloco.plugin.v1\x1a\x1cloco/plugin/v1/metrics.proto\"\r\n" +
 	"\vInfoRequest\"t\n" +
 	"\fInfoResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
@@ -912,11 +912,12 @@ const file_loco_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x03mac\x18\x03 \x01(\tR\x03mac\x12(\n" +
 	"\x10input_qmp_socket\x18\x04 \x01(\tR\x0einputQmpSocket\x12\x10\n" +
 	"\x03vnc\x18\x05 \x01(\tR\x03vnc\x12\x1b\n" +
-	"\tstate_dir\x18\x06 \x01(\tR\bstateDir2\xf8\x01\n" +
+	"\tstate_dir\x18\x06 \x01(\tR\bstateDir2\xc4\x02\n" +
 	"\x06Plugin\x12A\n" +
 	"\x04Info\x12\x1b.loco.plugin.v1.InfoRequest\x1a\x1c.loco.plugin.v1.InfoResponse\x12Y\n" +
 	"\fConfigSchema\x12#.loco.plugin.v1.ConfigSchemaRequest\x1a$.loco.plugin.v1.ConfigSchemaResponse\x12P\n" +
-	"\tConfigure\x12 .loco.plugin.v1.ConfigureRequest\x1a!.loco.plugin.v1.ConfigureResponseB;Z9github.com/locolan/loco/sdk/proto/loco/plugin/v1;pluginv1b\x06proto3"
+	"\tConfigure\x12 .loco.plugin.v1.ConfigureRequest\x1a!.loco.plugin.v1.ConfigureResponse\x12J\n" +
+	"\aMetrics\x12\x1e.loco.plugin.v1.MetricsRequest\x1a\x1f.loco.plugin.v1.MetricsResponseB;Z9github.com/locolan/loco/sdk/proto/loco/plugin/v1;pluginv1b\x06proto3"
 
 var (
 	file_loco_plugin_v1_plugin_proto_rawDescOnce sync.Once
@@ -947,6 +948,8 @@ var file_loco_plugin_v1_plugin_proto_goTypes = []any{
 	(*Diagnostic)(nil),           // 11: loco.plugin.v1.Diagnostic
 	(*Cluster)(nil),              // 12: loco.plugin.v1.Cluster
 	(*Instance)(nil),             // 13: loco.plugin.v1.Instance
+	(*MetricsRequest)(nil),       // 14: loco.plugin.v1.MetricsRequest
+	(*MetricsResponse)(nil),      // 15: loco.plugin.v1.MetricsResponse
 }
 var file_loco_plugin_v1_plugin_proto_depIdxs = []int32{
 	6,  // 0: loco.plugin.v1.ConfigSchemaResponse.schema:type_name -> loco.plugin.v1.Schema
@@ -961,11 +964,13 @@ var file_loco_plugin_v1_plugin_proto_depIdxs = []int32{
 	2,  // 9: loco.plugin.v1.Plugin.Info:input_type -> loco.plugin.v1.InfoRequest
 	4,  // 10: loco.plugin.v1.Plugin.ConfigSchema:input_type -> loco.plugin.v1.ConfigSchemaRequest
 	9,  // 11: loco.plugin.v1.Plugin.Configure:input_type -> loco.plugin.v1.ConfigureRequest
-	3,  // 12: loco.plugin.v1.Plugin.Info:output_type -> loco.plugin.v1.InfoResponse
-	5,  // 13: loco.plugin.v1.Plugin.ConfigSchema:output_type -> loco.plugin.v1.ConfigSchemaResponse
-	10, // 14: loco.plugin.v1.Plugin.Configure:output_type -> loco.plugin.v1.ConfigureResponse
-	12, // [12:15] is the sub-list for method output_type
-	9,  // [9:12] is the sub-list for method input_type
+	14, // 12: loco.plugin.v1.Plugin.Metrics:input_type -> loco.plugin.v1.MetricsRequest
+	3,  // 13: loco.plugin.v1.Plugin.Info:output_type -> loco.plugin.v1.InfoResponse
+	5,  // 14: loco.plugin.v1.Plugin.ConfigSchema:output_type -> loco.plugin.v1.ConfigSchemaResponse
+	10, // 15: loco.plugin.v1.Plugin.Configure:output_type -> loco.plugin.v1.ConfigureResponse
+	15, // 16: loco.plugin.v1.Plugin.Metrics:output_type -> loco.plugin.v1.MetricsResponse
+	13, // [13:17] is the sub-list for method output_type
+	9,  // [9:13] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -976,6 +981,7 @@ func file_loco_plugin_v1_plugin_proto_init() {
 	if File_loco_plugin_v1_plugin_proto != nil {
 		return
 	}
+	file_loco_plugin_v1_metrics_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

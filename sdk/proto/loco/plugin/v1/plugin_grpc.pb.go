@@ -26,6 +26,7 @@ const (
 	Plugin_Info_FullMethodName         = "/loco.plugin.v1.Plugin/Info"
 	Plugin_ConfigSchema_FullMethodName = "/loco.plugin.v1.Plugin/ConfigSchema"
 	Plugin_Configure_FullMethodName    = "/loco.plugin.v1.Plugin/Configure"
+	Plugin_Metrics_FullMethodName      = "/loco.plugin.v1.Plugin/Metrics"
 )
 
 // PluginClient is the client API for Plugin service.
@@ -42,6 +43,9 @@ type PluginClient interface {
 	// implied type) and the facts of the cluster to the plugin. It may be called
 	// again after the plugin was restarted; it must then reach the same state.
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
+	// Metrics is optional (metrics.proto): a plugin without it answers
+	// Unimplemented and the core leaves it out of /metrics.
+	Metrics(ctx context.Context, in *MetricsRequest, opts ...grpc.CallOption) (*MetricsResponse, error)
 }
 
 type pluginClient struct {
@@ -82,6 +86,16 @@ func (c *pluginClient) Configure(ctx context.Context, in *ConfigureRequest, opts
 	return out, nil
 }
 
+func (c *pluginClient) Metrics(ctx context.Context, in *MetricsRequest, opts ...grpc.CallOption) (*MetricsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MetricsResponse)
+	err := c.cc.Invoke(ctx, Plugin_Metrics_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PluginServer is the server API for Plugin service.
 // All implementations must embed UnimplementedPluginServer
 // for forward compatibility.
@@ -96,6 +110,9 @@ type PluginServer interface {
 	// implied type) and the facts of the cluster to the plugin. It may be called
 	// again after the plugin was restarted; it must then reach the same state.
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
+	// Metrics is optional (metrics.proto): a plugin without it answers
+	// Unimplemented and the core leaves it out of /metrics.
+	Metrics(context.Context, *MetricsRequest) (*MetricsResponse, error)
 	mustEmbedUnimplementedPluginServer()
 }
 
@@ -114,6 +131,9 @@ func (UnimplementedPluginServer) ConfigSchema(context.Context, *ConfigSchemaRequ
 }
 func (UnimplementedPluginServer) Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Configure not implemented")
+}
+func (UnimplementedPluginServer) Metrics(context.Context, *MetricsRequest) (*MetricsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Metrics not implemented")
 }
 func (UnimplementedPluginServer) mustEmbedUnimplementedPluginServer() {}
 func (UnimplementedPluginServer) testEmbeddedByValue()                {}
@@ -190,6 +210,24 @@ func _Plugin_Configure_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Plugin_Metrics_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MetricsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PluginServer).Metrics(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Plugin_Metrics_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PluginServer).Metrics(ctx, req.(*MetricsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Plugin_ServiceDesc is the grpc.ServiceDesc for Plugin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -208,6 +246,10 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Configure",
 			Handler:    _Plugin_Configure_Handler,
+		},
+		{
+			MethodName: "Metrics",
+			Handler:    _Plugin_Metrics_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
