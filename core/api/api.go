@@ -46,6 +46,7 @@ func New(b Backend, token string, log *slog.Logger) *Server {
 	s.mux.HandleFunc("GET /metrics", s.metrics)
 	s.lanRoutes()    // GET /api/lan/capture (lan.go)
 	s.streamRoutes() // WHEP, /api/streams and the dashboard (whep.go)
+	s.viewerRoutes() // every stream backend: /stream, RFB WebSocket, pairing (viewers.go)
 	s.registerInput()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
