@@ -69,7 +69,8 @@ export class RfbStream {
     rfb.addEventListener('connect', () => {
       if (rfb !== this.rfb) return;
       this.countBytes(rfb);
-      this.on.state('connected');
+      // noVNC may announce the connection after it drew the first frames.
+      if (!this.sawFrames) this.on.state('connected');
     });
     rfb.addEventListener('disconnect', (e) => {
       if (rfb !== this.rfb) return;
