@@ -106,11 +106,16 @@ type streamServer struct {
 }
 
 func (s *streamServer) Attach(ctx context.Context, req *streamv1.AttachRequest) (*streamv1.AttachResponse, error) {
-	args, err := s.impl.Attach(ctx, instanceFromProto(req.Instance))
+	in := instanceFromProto(req.Instance)
+	args, err := s.impl.Attach(ctx, in)
 	if err != nil {
 		return nil, rpcError(err)
 	}
-	return &streamv1.AttachResponse{QemuArgs: args}, nil
+	resp := &streamv1.AttachResponse{QemuArgs: args}
+	if err := s.attachWindow(ctx, in, resp); err != nil {
+		return nil, rpcError(err)
+	}
+	return resp, nil
 }
 
 func (s *streamServer) Offer(ctx context.Context, req *streamv1.OfferRequest) (*streamv1.OfferResponse, error) {

@@ -54,4 +54,6 @@ type StreamPlugin interface {
 	Offer(ctx context.Context, req sdk.OfferRequest) (answer, sessionID string, err error)
 	Hangup(ctx context.Context, sessionID string) error
 	StreamStats(ctx context.Context) ([]sdk.StreamStats, error)
+	StreamEndpoints(ctx context.Context, instance uint32) ([]sdk.Endpoint, error)
+	Pair(ctx context.Context, req sdk.PairRequest) error
 }

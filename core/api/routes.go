@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/locolan/loco/core/web"
 )
@@ -41,8 +42,12 @@ func (s *Server) routes() []route {
 		{method: "POST", path: "/api/instances/{id}/whep", h: f(s.whepOffer)},
 		{method: "DELETE", path: "/api/instances/{id}/whep/{session}", h: f(s.whepHangup)},
 		{method: "GET", path: "/api/streams", h: f(s.streamStats)},
+		{method: "GET", path: "/api/instances/{id}/stream", h: f(s.streamEndpoints)},
+		{method: "GET", path: "/api/instances/{id}/rfb", h: f(s.rfbProxy), stream: true, queryToken: true},
+		{method: "POST", path: "/api/instances/{id}/pair", h: f(s.pair)},
 		{method: "GET", path: "/{$}", h: web.Index(s.token), queryToken: true, undocumented: true},
 		{method: "GET", path: "/ui/", h: web.Static(), queryToken: true, undocumented: true},
+		{method: "GET", path: "/ui/novnc/", h: web.NoVNC(), queryToken: true, undocumented: true},
 	}
 }
 
@@ -57,6 +62,13 @@ func (s *Server) register() {
 		pattern := rt.method + " " + rt.path
 		s.mux.Handle(pattern, rt.h)
 		s.table[pattern] = rt
+		if strings.HasSuffix(rt.path, "/") {
+			// A file tree (the dashboard's): a method-less 405 pattern
+			// for one subtree would clash with a method pattern of the
+			// tree above it (/ui/novnc/ under GET /ui/); other methods
+			// get the JSON 404.
+			continue
+		}
 		if _, seen := allow[rt.path]; !seen {
 			paths = append(paths, rt.path)
 		}

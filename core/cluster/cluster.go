@@ -292,7 +292,7 @@ func prepare(ctx context.Context, c *spec.Cluster, stateDir, pluginDir string, o
 		return nil, host, set, diags, nil
 	}
 	in := plan.Inputs{StateDir: stateDir, Accel: accel.Accel, AccelReason: accel.Reason,
-		NetArgs: map[int][]string{}, StreamArgs: map[int][]string{}}
+		NetArgs: map[int][]string{}, StreamArgs: map[int][]string{}, XDisplays: map[int]string{}}
 	for kind, dst := range map[string]map[int][]string{sdk.KindNetwork: in.NetArgs, sdk.KindStream: in.StreamArgs} {
 		p := set.Get(kind)
 		if p == nil {
@@ -309,6 +309,9 @@ func prepare(ctx context.Context, c *spec.Cluster, stateDir, pluginDir string, o
 				}
 			}
 			dst[int(inst.Index)] = args
+			if w := p.Window(inst.Index); kind == sdk.KindStream && w.XDisplay != "" {
+				in.XDisplays[int(inst.Index)] = w.XDisplay
+			}
 		}
 	}
 	p, err := plan.Build(c, in)

@@ -52,6 +52,9 @@ type Guest struct {
 	// Pointer is "ps2" (relative motion only) or "tablet" (absolute too):
 	// clients choose how to send the mouse by it.
 	Pointer string `json:"pointer"`
+	// Env is added to QEMU's environment: DISPLAY for a guest whose stream
+	// plugin gives it a window.
+	Env []string `json:"env,omitempty"`
 }
 
 // Service is a process the cluster needs besides its guests: a plugin.
@@ -69,6 +72,9 @@ type Inputs struct {
 	// NetArgs and StreamArgs are the plugins' QEMU fragments by instance.
 	NetArgs    map[int][]string
 	StreamArgs map[int][]string
+	// XDisplays are the X displays a stream plugin runs for guests that
+	// need a window (":N" by instance); the rest stay headless.
+	XDisplays map[int]string
 	// QEMU is the emulator binary; "" for qemu-system-x86_64.
 	QEMU string
 }
@@ -168,7 +174,13 @@ func buildGuest(c *spec.Cluster, in Inputs, i int) (Guest, error) {
 		Accel: in.Accel, DiskInterface: hw.DiskInterface, NICModel: hw.NIC, VGA: hw.VGA, Audio: hw.Audio, Pointer: hw.Pointer,
 		QMPSocket: g.QMPSocket, InputQMPSocket: g.InputQMPSocket, VNC: g.VNC,
 		SerialLog: g.SerialLog, ConsoleSocket: g.ConsoleSocket, PIDFile: g.PIDFile,
-		NetArgs: in.NetArgs[i], ExtraArgs: in.StreamArgs[i],
+		NetArgs: in.NetArgs[i], ExtraArgs: in.StreamArgs[i], XDisplay: in.XDisplays[i],
+	}
+	if m.XDisplay != "" {
+		if c.Runtime.Driver != "" && c.Runtime.Driver != "process" {
+			return g, fmt.Errorf("the stream plugin gives guest %s a window on X display %s: runtime %q does not support windows yet; use runtime \"process\"", g.Name, m.XDisplay, c.Runtime.Driver)
+		}
+		g.Env = []string{"DISPLAY=" + m.XDisplay}
 	}
 	if len(m.NetArgs) > 0 {
 		m.MAC = sdk.MAC(c.Name, i)

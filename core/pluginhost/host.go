@@ -117,8 +117,9 @@ type Plugin struct {
 }
 
 type attachment struct {
-	in   sdk.Instance
-	args []string
+	in     sdk.Instance
+	args   []string
+	window sdk.Window // a stream plugin's window for the guest, if it asks for one
 }
 
 // ErrIncompatible marks a plugin that speaks no API version loco speaks.
@@ -345,14 +346,31 @@ func (p *Plugin) Configure(ctx context.Context, cfg cty.Value, cluster sdk.Clust
 // Attach asks the plugin for an instance's QEMU arguments and remembers the
 // instance, to attach it again after a restart.
 func (p *Plugin) Attach(ctx context.Context, in sdk.Instance) ([]string, error) {
-	args, err := p.Client().Attach(ctx, p.Candidate.Kind, in)
+	var (
+		args []string
+		win  sdk.Window
+		err  error
+	)
+	if p.Candidate.Kind == sdk.KindStream {
+		args, win, err = p.Client().AttachStream(ctx, in)
+	} else {
+		args, err = p.Client().Attach(ctx, p.Candidate.Kind, in)
+	}
 	if err != nil {
 		return nil, err
 	}
 	p.mu.Lock()
-	p.attached[in.Index] = attachment{in: in, args: args}
+	p.attached[in.Index] = attachment{in: in, args: args, window: win}
 	p.mu.Unlock()
 	return args, nil
+}
+
+// Window is the window a stream plugin asked for at the instance's Attach
+// (zero when none).
+func (p *Plugin) Window(index uint32) sdk.Window {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.attached[index].window
 }
 
 // Stop ends the plugin: gracefully if it lets go within KillTimeout, else

@@ -128,6 +128,12 @@ type Machine struct {
 
 	// ExtraArgs are raw arguments from display/audio plugins, appended last.
 	ExtraArgs []string
+
+	// XDisplay, when set (":N"), gives the guest QEMU's GTK window, full
+	// screen and without menus, instead of the headless display: a stream
+	// plugin that captures a whole X screen (Sunshine) runs that display.
+	// The runtime sets DISPLAY to it. VNC stays as it is.
+	XDisplay string
 }
 
 // Program returns the emulator binary to execute.
@@ -159,6 +165,10 @@ func CheckOptionPath(p string) error {
 	}
 	return nil
 }
+
+// xDisplayRE accepts a local X display only: a remote one would put the
+// guest's screen and keyboard on the network.
+var xDisplayRE = regexp.MustCompile(`^:[0-9]{1,4}$`)
 
 // guestNameRE keeps names safe for -name (no commas: QEMU option syntax) and
 // for the process title.
@@ -271,6 +281,10 @@ func (m Machine) Validate() error {
 		bad("unknown pointer %q: must be one of %s", m.Pointer, strings.Join(PointerModels, ", "))
 	}
 
+	if m.XDisplay != "" && !xDisplayRE.MatchString(m.XDisplay) {
+		bad("x display %q: only a local display \":N\" is accepted", m.XDisplay)
+	}
+
 	if m.VNC != "" {
 		if _, err := vncOption(m.VNC); err != nil {
 			bad("vnc: %w", err)
@@ -317,7 +331,15 @@ func (m Machine) argv() []string {
 		"-smp", strconv.Itoa(cpus),
 		"-m", strconv.Itoa(m.MemoryMiB),
 	}
-	if vncArg != "" {
+	if m.XDisplay != "" {
+		// The window is a display listener with GTK's own 30 ms refresh,
+		// so VNC viewers beside it keep the short polling interval that
+		// the D-Bus display gives headless guests (below).
+		args = append(args, "-display", "gtk,full-screen=on,show-menubar=off,show-tabs=off,zoom-to-fit=on,window-close=off", "-vga", vga)
+		if vncArg != "" {
+			args = append(args, "-vnc", vncArg)
+		}
+	} else if vncArg != "" {
 		// QEMU's VNC server looks for screen changes on a timer that backs
 		// off while the screen is static, by 50 ms per idle look up to 3 s:
 		// after half a second of stillness a change waits up to ~250 ms to

@@ -533,6 +533,10 @@ func decodeCluster(block *hcl.Block, ctx *hcl.EvalContext, dir string) (*Cluster
 					Detail: fmt.Sprintf("%s %q: plugin names are lower-case letters, digits and dashes.", kb.kind, pb.Name), Subject: pb.DefRange.Ptr()})
 				continue
 			}
+			if d := unhostableStream(pb); kb.kind == "stream" && d != nil {
+				diags = append(diags, d)
+				continue
+			}
 			c.Plugins = append(c.Plugins, PluginUse{Kind: kb.kind, Name: pb.Name, Body: pb.Body, DefRange: pb.DefRange, NameRange: pb.DefRange})
 		}
 	}

@@ -94,6 +94,7 @@ func TestErrors(t *testing.T) {
 		{"unknown nic", head + "  guest {\n    nic = \"e2000\"\n  }\n}\n", nil, "bad.hcl:6:5", "choose one of e1000"},
 		{"memory below image minimum", "cluster \"c\" {\n  image {\n    disk = \"base.qcow2\"\n    min_memory = 96\n  }\n  guest {\n    memory = 64\n  }\n}\n", nil, "bad.hcl:7:5", "needs at least 96 MiB"},
 		{"missing base image", "cluster \"c\" {\n  image {\n    disk = \"nope.qcow2\"\n  }\n}\n", nil, "bad.hcl:3:5", "Image file not found"},
+		{"parsec", head + "  stream \"parsec\" {}\n}\n", nil, "bad.hcl:5:3", "Parsec hosts only on Windows 8.1"},
 		{"runtime not built", head + "  runtime \"kubernetes\" {}\n}\n", nil, "bad.hcl:5:", "not built yet"},
 		{"containerd attribute on process", head + "  runtime \"process\" {\n    namespace = \"x\"\n  }\n}\n", nil, "bad.hcl:6:5", "attribute of runtime \"containerd\""},
 		{"relative containerd address", head + "  runtime \"containerd\" {\n    address = \"c.sock\"\n  }\n}\n", nil, "bad.hcl:6:5", "absolute path"},

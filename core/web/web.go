@@ -81,6 +81,9 @@ func Index(token string) http.Handler {
 		for _, n := range names {
 			imports["/ui/"+n] = "/ui/" + n + q
 		}
+		for _, n := range noVNCModules() {
+			imports["/ui/novnc/"+n] = "/ui/novnc/" + n + q
+		}
 		im, _ := json.Marshal(map[string]any{"imports": imports})
 		raw := make([]byte, 16)
 		rand.Read(raw)

@@ -107,6 +107,9 @@ func (d *Driver) Start(ctx context.Context, pg plan.Guest) (runtime.Guest, error
 	fmt.Fprintf(logf, "--- %s starting %s\n", time.Now().Format(time.RFC3339), pg.Name)
 	cmd := exec.Command(pg.Program, pg.Args...)
 	cmd.Stdout, cmd.Stderr, cmd.Dir = logf, logf, pg.Dir
+	if len(pg.Env) > 0 {
+		cmd.Env = append(os.Environ(), pg.Env...)
+	}
 	// Its own session: Ctrl-C in loco's terminal, or loco dying, must not
 	// take the guest with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

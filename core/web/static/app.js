@@ -1,7 +1,9 @@
-// The loco dashboard: a tile per guest with its live stream, click a tile to
+// The loco dashboard: a tile per guest with its live stream (WebRTC, VNC or
+// a Moonlight host's address, whichever the stream plugin serves), click a tile to
 // focus it (bigger, keyboard and mouse go to that guest, its sound on and
 // every other muted), an audio output selector, and the LAN's health.
 import { WhepStream } from './whep.js';
+import { RfbStream } from './rfb.js';
 import { InputChannel, capture } from './input.js';
 
 // The page loaded this module with the API token in its URL (see
@@ -43,6 +45,14 @@ side.append(lanTitle, lanBody);
 main.append(grid, side);
 document.body.append(header, main);
 
+// A tile plays its guest with the player that fits what the stream plugin
+// serves (GET /api/instances/{id}/stream): WHEP (WebRTC, stream "webrtc"),
+// RFB over a WebSocket (noVNC, stream "vnc"), or, for Moonlight (stream
+// "sunshine"), the address a Moonlight client adds and a PIN form, with a
+// screenshot now and then when there is an input plugin. Focus, keys and
+// the mouse are the same for all: loco's input WebSocket.
+const PLAYERS = ['whep', 'rfb', 'moonlight'];
+
 class Tile {
   constructor(inst) {
     this.index = inst.index;
@@ -61,31 +71,128 @@ class Tile {
     this.fpsEl = el('span', 'fps', '');
     this.lockBtn = el('button', 'lock', 'lock mouse');
     this.lockBtn.hidden = true;
-    this.lockBtn.addEventListener('click', (e) => { e.stopPropagation(); this.video.requestPointerLock(); });
+    this.lockBtn.addEventListener('click', (e) => { e.stopPropagation(); this.surface.requestPointerLock(); });
     label.append(this.nameEl, this.stateEl, this.fpsEl, this.lockBtn);
     this.status = el('div', 'status', 'connecting');
     this.meter = el('div', 'meter');
     this.meterBar = el('div', 'bar');
     this.meter.append(this.meterBar);
-    this.el.append(this.video, label, this.status, this.meter);
+    this.el.append(label, this.status, this.meter);
     this.el.addEventListener('click', () => focus(this));
-    this.video.addEventListener('dblclick', () => { if (loco.focused === this) this.video.requestPointerLock(); });
     this.streamState = 'connecting';
     this.stats = {};
     this.server = null;
     this.level = 0;
-    // Every tile plays the thumb variant (at most 400x300, 10 fps, only on
-    // change); the focused one plays full. The full stream starts at the
-    // click and replaces the thumb in the same <video> once it is live, so
-    // pointer lock and the sound meter stay on one element.
+    this.player = null;
     this.shown = null;
-    this.thumb = this.open('thumb');
+    this.thumb = null;
     this.full = null;
+    this.rfb = null;
     this.update(inst);
+    this.pick();
+  }
+
+  // pick asks how this guest is watched and starts the player for the
+  // first protocol the dashboard knows; until it knows, it asks again.
+  async pick() {
+    if (this.removed) return;
+    let desc = null, why = '';
+    try {
+      const resp = await api(`/api/instances/${this.index}/stream`);
+      if (resp.ok) desc = await resp.json();
+      else why = (await resp.json().catch(() => ({}))).error || String(resp.status);
+    } catch (err) {
+      why = String(err.message || err);
+    }
+    if (this.removed) return;
+    const ep = desc && PLAYERS.map((p) => desc.endpoints.find((e) => e.protocol === p)).find(Boolean);
+    if (!ep) {
+      this.setState('no player: ' + (why || 'the stream plugin serves no protocol this dashboard plays') + '; asking again');
+      this.pickTimer = setTimeout(() => this.pick(), 3000);
+      return;
+    }
+    this.endpoint = ep;
+    this.player = ep.protocol;
+    this.el.dataset.player = ep.protocol;
+    if (ep.protocol === 'whep') {
+      this.el.prepend(this.video);
+      this.video.addEventListener('dblclick', () => { if (loco.focused === this) this.video.requestPointerLock(); });
+      // Every tile plays the thumb variant (at most 400x300, 10 fps, only
+      // on change); the focused one plays full. The full stream starts at
+      // the click and replaces the thumb in the same <video> once it is
+      // live, so pointer lock and the sound meter stay on one element.
+      this.thumb = this.open('thumb');
+      if (loco.focused === this) this.full = this.open('full');
+    } else if (ep.protocol === 'rfb') {
+      this.screen = el('div', 'screen');
+      this.el.prepend(this.screen);
+      this.screen.addEventListener('dblclick', () => { if (loco.focused === this) this.screen.requestPointerLock(); });
+      const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+      this.rfb = new RfbStream(`${proto}//${location.host}${ep.url}?token=${encodeURIComponent(token)}`, this.screen, {
+        state: (t) => this.setState(t),
+        stats: (st) => { this.stats = st; this.render(); },
+      });
+      this.rfb.start();
+    } else {
+      this.moonlight(ep);
+    }
+    if (loco.focused === this) this.attachInput();
+  }
+
+  // moonlight shows what a Moonlight client adds and a PIN form; the
+  // picture goes to Moonlight, not to the browser.
+  moonlight(ep) {
+    this.screen = el('div', 'screen moonlight');
+    this.shot = el('img');
+    this.shot.alt = '';
+    const info = el('div', 'moonlight-info');
+    info.append(el('div', null, 'Moonlight: add ' + ep.address + ':' + ep.port));
+    this.mlStatus = el('div', ep.healthy ? 'ok' : 'bad', ep.status || (ep.healthy ? 'host up' : 'host down'));
+    info.append(this.mlStatus);
+    if (ep.pair_url) {
+      const form = el('form', 'pair');
+      const pin = el('input');
+      pin.placeholder = 'PIN';
+      pin.inputMode = 'numeric';
+      pin.maxLength = 4;
+      const go = el('button', null, 'pair');
+      form.append(pin, go);
+      form.addEventListener('click', (e) => e.stopPropagation());
+      form.addEventListener('submit', async (e) => {
+        e.preventDefault();
+        const resp = await api(ep.pair_url, { method: 'POST', body: JSON.stringify({ pin: pin.value, name: 'dashboard' }) });
+        const body = await resp.json().catch(() => ({}));
+        this.mlStatus.textContent = resp.ok ? 'paired' : 'pairing failed: ' + (body.error || resp.status);
+      });
+      info.append(form);
+    }
+    this.screen.append(this.shot, info);
+    this.el.prepend(this.screen);
+    this.setState('live');
+    const refresh = async () => {
+      const resp = await api(`/api/instances/${this.index}/screenshot`).catch(() => null);
+      if (!resp || !resp.ok) return;
+      const url = URL.createObjectURL(await resp.blob());
+      this.shot.onload = () => URL.revokeObjectURL(url);
+      this.shot.src = url;
+    };
+    refresh();
+    this.shotTimer = setInterval(refresh, 2000);
   }
 
   // stream is the stream the tile shows (or will show first).
-  get stream() { return (this.shown === 'full' && this.full) || this.thumb || this.full; }
+  get stream() { return this.rfb || (this.shown === 'full' && this.full) || this.thumb || this.full; }
+
+  // surface is the element the guest's picture is on: mouse and pointer
+  // lock go there.
+  get surface() { return this.player === 'whep' ? this.video : (this.screen || this.video); }
+
+  // pictureSize is the guest's picture in pixels, for absolute positions.
+  pictureSize() {
+    if (this.player === 'whep') return [this.video.videoWidth, this.video.videoHeight];
+    const c = this.rfb ? this.rfb.canvas : this.shot;
+    return c ? [c.width || c.naturalWidth, c.height || c.naturalHeight] : [0, 0];
+  }
 
   open(variant) {
     const ws = new WhepStream(`/api/instances/${this.index}/whep?variant=${variant}`, token, {
@@ -142,20 +249,29 @@ class Tile {
   focus() {
     this.el.classList.add('focused');
     this.focusedAt = performance.now();
-    if (!this.full) this.full = this.open('full');
-    this.video.muted = false;
-    this.video.play().catch(() => {});
+    if (this.player === 'whep') {
+      if (!this.full) this.full = this.open('full');
+      this.video.muted = false;
+      this.video.play().catch(() => {});
+    }
+    if (this.player) this.attachInput();
+  }
+
+  // attachInput sends the page's keyboard and this tile's mouse to the
+  // guest through loco's input WebSocket, whatever the player.
+  attachInput() {
+    if (this.input) return;
     this.lockBtn.hidden = false;
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const url = `${proto}//${location.host}/api/instances/${this.index}/input/ws?token=${encodeURIComponent(token)}`;
     this.input = new InputChannel(url, (t) => { this.inputState = t; this.el.dataset.input = t; });
-    this.uncapture = capture(this.el, this.video, this.input, this.absolute);
+    this.uncapture = capture(this.el, this.surface, this.input, this.absolute, () => this.pictureSize());
     this.startMeter();
   }
 
   blur() {
     this.el.classList.remove('focused');
-    if (!this.thumb) this.thumb = this.open('thumb');
+    if (this.player === 'whep' && !this.thumb) this.thumb = this.open('thumb');
     this.video.muted = true;
     this.lockBtn.hidden = true;
     if (this.uncapture) this.uncapture();
@@ -166,7 +282,7 @@ class Tile {
 
   // startMeter shows the focused guest's sound level (WebAudio analyser).
   startMeter() {
-    const s = this.video.srcObject;
+    const s = this.player === 'whep' && this.video.srcObject;
     if (!s || !s.getAudioTracks().length || this.analyser) return;
     if (!loco.audioContext) loco.audioContext = new AudioContext();
     const ctx = loco.audioContext;
@@ -195,8 +311,11 @@ class Tile {
   }
 
   remove() {
+    this.removed = true;
     this.blur();
-    for (const ws of [this.thumb, this.full]) if (ws) ws.stop();
+    clearTimeout(this.pickTimer);
+    clearInterval(this.shotTimer);
+    for (const ws of [this.thumb, this.full, this.rfb]) if (ws) ws.stop();
     this.el.remove();
   }
 }

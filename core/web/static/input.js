@@ -77,7 +77,9 @@ export class InputChannel {
 // capture wires the page's keyboard and the tile's mouse to ch. It returns
 // a function that undoes it and releases every key still held, so that no
 // key stays down in the guest when the focus moves.
-export function capture(tile, video, ch, absolute = true) {
+// video is the element the picture is on (a <video>, or noVNC's screen);
+// size() gives the picture's size in pixels when it is not a <video>.
+export function capture(tile, video, ch, absolute = true, size = null) {
   const held = new Set();
   const key = (down) => (e) => {
     const q = qcode(e.code);
@@ -94,7 +96,8 @@ export function capture(tile, video, ch, absolute = true) {
   // contain); absolute positions are relative to the picture.
   const abs = (e) => {
     const r = video.getBoundingClientRect();
-    const vw = video.videoWidth || r.width, vh = video.videoHeight || r.height;
+    const [pw, ph] = size ? size() : [video.videoWidth, video.videoHeight];
+    const vw = pw || r.width, vh = ph || r.height;
     const scale = Math.min(r.width / vw, r.height / vh);
     const w = vw * scale, h = vh * scale;
     const x = (e.clientX - r.left - (r.width - w) / 2) / w;

@@ -70,8 +70,13 @@ func (x *AttachRequest) GetInstance() *v1.Instance {
 }
 
 type AttachResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	QemuArgs      []string               `protobuf:"bytes,1,rep,name=qemu_args,json=qemuArgs,proto3" json:"qemu_args,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	QemuArgs []string               `protobuf:"bytes,1,rep,name=qemu_args,json=qemuArgs,proto3" json:"qemu_args,omitempty"`
+	// window asks the core to give the guest a window instead of its
+	// headless display: QEMU's GTK window, full screen, on an X display the
+	// plugin runs (a screen-capturing host such as Sunshine needs one per
+	// guest). Optional; added within v1.
+	Window        *Window `protobuf:"bytes,2,opt,name=window,proto3" json:"window,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -113,6 +118,59 @@ func (x *AttachResponse) GetQemuArgs() []string {
 	return nil
 }
 
+func (x *AttachResponse) GetWindow() *Window {
+	if x != nil {
+		return x.Window
+	}
+	return nil
+}
+
+type Window struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// x_display is the X display's name, e.g. ":41"; QEMU gets it as
+	// DISPLAY. The core accepts only a local display (":N").
+	XDisplay      string `protobuf:"bytes,1,opt,name=x_display,json=xDisplay,proto3" json:"x_display,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Window) Reset() {
+	*x = Window{}
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Window) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Window) ProtoMessage() {}
+
+func (x *Window) ProtoReflect() protoreflect.Message {
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Window.ProtoReflect.Descriptor instead.
+func (*Window) Descriptor() ([]byte, []int) {
+	return file_loco_stream_v1_stream_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Window) GetXDisplay() string {
+	if x != nil {
+		return x.XDisplay
+	}
+	return ""
+}
+
 type OfferRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Instance uint32                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
@@ -126,7 +184,7 @@ type OfferRequest struct {
 
 func (x *OfferRequest) Reset() {
 	*x = OfferRequest{}
-	mi := &file_loco_stream_v1_stream_proto_msgTypes[2]
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -138,7 +196,7 @@ func (x *OfferRequest) String() string {
 func (*OfferRequest) ProtoMessage() {}
 
 func (x *OfferRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loco_stream_v1_stream_proto_msgTypes[2]
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -151,7 +209,7 @@ func (x *OfferRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfferRequest.ProtoReflect.Descriptor instead.
 func (*OfferRequest) Descriptor() ([]byte, []int) {
-	return file_loco_stream_v1_stream_proto_rawDescGZIP(), []int{2}
+	return file_loco_stream_v1_stream_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *OfferRequest) GetInstance() uint32 {
@@ -185,7 +243,7 @@ type OfferResponse struct {
 
 func (x *OfferResponse) Reset() {
 	*x = OfferResponse{}
-	mi := &file_loco_stream_v1_stream_proto_msgTypes[3]
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -197,7 +255,7 @@ func (x *OfferResponse) String() string {
 func (*OfferResponse) ProtoMessage() {}
 
 func (x *OfferResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loco_stream_v1_stream_proto_msgTypes[3]
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -210,7 +268,7 @@ func (x *OfferResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OfferResponse.ProtoReflect.Descriptor instead.
 func (*OfferResponse) Descriptor() ([]byte, []int) {
-	return file_loco_stream_v1_stream_proto_rawDescGZIP(), []int{3}
+	return file_loco_stream_v1_stream_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *OfferResponse) GetSdp() string {
@@ -236,7 +294,7 @@ type HangupRequest struct {
 
 func (x *HangupRequest) Reset() {
 	*x = HangupRequest{}
-	mi := &file_loco_stream_v1_stream_proto_msgTypes[4]
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -248,7 +306,7 @@ func (x *HangupRequest) String() string {
 func (*HangupRequest) ProtoMessage() {}
 
 func (x *HangupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loco_stream_v1_stream_proto_msgTypes[4]
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -261,7 +319,7 @@ func (x *HangupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HangupRequest.ProtoReflect.Descriptor instead.
 func (*HangupRequest) Descriptor() ([]byte, []int) {
-	return file_loco_stream_v1_stream_proto_rawDescGZIP(), []int{4}
+	return file_loco_stream_v1_stream_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *HangupRequest) GetSessionId() string {
@@ -279,7 +337,7 @@ type HangupResponse struct {
 
 func (x *HangupResponse) Reset() {
 	*x = HangupResponse{}
-	mi := &file_loco_stream_v1_stream_proto_msgTypes[5]
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -291,7 +349,7 @@ func (x *HangupResponse) String() string {
 func (*HangupResponse) ProtoMessage() {}
 
 func (x *HangupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loco_stream_v1_stream_proto_msgTypes[5]
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -304,7 +362,7 @@ func (x *HangupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HangupResponse.ProtoReflect.Descriptor instead.
 func (*HangupResponse) Descriptor() ([]byte, []int) {
-	return file_loco_stream_v1_stream_proto_rawDescGZIP(), []int{5}
+	return file_loco_stream_v1_stream_proto_rawDescGZIP(), []int{6}
 }
 
 type StatsRequest struct {
@@ -315,7 +373,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_loco_stream_v1_stream_proto_msgTypes[6]
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -327,7 +385,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loco_stream_v1_stream_proto_msgTypes[6]
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -340,7 +398,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_loco_stream_v1_stream_proto_rawDescGZIP(), []int{6}
+	return file_loco_stream_v1_stream_proto_rawDescGZIP(), []int{7}
 }
 
 type StatsResponse struct {
@@ -352,7 +410,7 @@ type StatsResponse struct {
 
 func (x *StatsResponse) Reset() {
 	*x = StatsResponse{}
-	mi := &file_loco_stream_v1_stream_proto_msgTypes[7]
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -364,7 +422,7 @@ func (x *StatsResponse) String() string {
 func (*StatsResponse) ProtoMessage() {}
 
 func (x *StatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loco_stream_v1_stream_proto_msgTypes[7]
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -377,7 +435,7 @@ func (x *StatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
 func (*StatsResponse) Descriptor() ([]byte, []int) {
-	return file_loco_stream_v1_stream_proto_rawDescGZIP(), []int{7}
+	return file_loco_stream_v1_stream_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StatsResponse) GetStreams() []*StreamStats {
@@ -408,7 +466,7 @@ type StreamStats struct {
 
 func (x *StreamStats) Reset() {
 	*x = StreamStats{}
-	mi := &file_loco_stream_v1_stream_proto_msgTypes[8]
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -420,7 +478,7 @@ func (x *StreamStats) String() string {
 func (*StreamStats) ProtoMessage() {}
 
 func (x *StreamStats) ProtoReflect() protoreflect.Message {
-	mi := &file_loco_stream_v1_stream_proto_msgTypes[8]
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -433,7 +491,7 @@ func (x *StreamStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamStats.ProtoReflect.Descriptor instead.
 func (*StreamStats) Descriptor() ([]byte, []int) {
-	return file_loco_stream_v1_stream_proto_rawDescGZIP(), []int{8}
+	return file_loco_stream_v1_stream_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StreamStats) GetInstance() uint32 {
@@ -520,15 +578,305 @@ func (x *StreamStats) GetRepeats() uint64 {
 	return 0
 }
 
+type EndpointsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Instance      uint32                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndpointsRequest) Reset() {
+	*x = EndpointsRequest{}
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndpointsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndpointsRequest) ProtoMessage() {}
+
+func (x *EndpointsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndpointsRequest.ProtoReflect.Descriptor instead.
+func (*EndpointsRequest) Descriptor() ([]byte, []int) {
+	return file_loco_stream_v1_stream_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *EndpointsRequest) GetInstance() uint32 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
+}
+
+type EndpointsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Endpoints     []*Endpoint            `protobuf:"bytes,1,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndpointsResponse) Reset() {
+	*x = EndpointsResponse{}
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndpointsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndpointsResponse) ProtoMessage() {}
+
+func (x *EndpointsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndpointsResponse.ProtoReflect.Descriptor instead.
+func (*EndpointsResponse) Descriptor() ([]byte, []int) {
+	return file_loco_stream_v1_stream_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *EndpointsResponse) GetEndpoints() []*Endpoint {
+	if x != nil {
+		return x.Endpoints
+	}
+	return nil
+}
+
+// Endpoint is one way to watch a guest.
+type Endpoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// protocol is "whep" (Offer/Hangup), "rfb" (RFB over a WebSocket the
+	// core proxies to dial) or "moonlight" (a Moonlight client adds
+	// address:port and pairs with a PIN through Pair).
+	Protocol string `protobuf:"bytes,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	// dial is where the core connects for "rfb": "unix:/path", inside the
+	// guest's own state directory (the core refuses anything else).
+	Dial string `protobuf:"bytes,2,opt,name=dial,proto3" json:"dial,omitempty"`
+	// address and port are what a Moonlight client adds (port: the host's
+	// HTTP port, Sunshine's base port).
+	Address string `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	Port    uint32 `protobuf:"varint,4,opt,name=port,proto3" json:"port,omitempty"`
+	// pairing: the endpoint takes a PIN through Pair.
+	Pairing bool `protobuf:"varint,5,opt,name=pairing,proto3" json:"pairing,omitempty"`
+	// healthy and status are the endpoint's own health, from its server.
+	Healthy       bool   `protobuf:"varint,6,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	Status        string `protobuf:"bytes,7,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Endpoint) Reset() {
+	*x = Endpoint{}
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Endpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Endpoint) ProtoMessage() {}
+
+func (x *Endpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
+func (*Endpoint) Descriptor() ([]byte, []int) {
+	return file_loco_stream_v1_stream_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Endpoint) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *Endpoint) GetDial() string {
+	if x != nil {
+		return x.Dial
+	}
+	return ""
+}
+
+func (x *Endpoint) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *Endpoint) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *Endpoint) GetPairing() bool {
+	if x != nil {
+		return x.Pairing
+	}
+	return false
+}
+
+func (x *Endpoint) GetHealthy() bool {
+	if x != nil {
+		return x.Healthy
+	}
+	return false
+}
+
+func (x *Endpoint) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+type PairRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Instance uint32                 `protobuf:"varint,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	Pin      string                 `protobuf:"bytes,2,opt,name=pin,proto3" json:"pin,omitempty"`
+	// client_name is how the host lists the paired client.
+	ClientName    string `protobuf:"bytes,3,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PairRequest) Reset() {
+	*x = PairRequest{}
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PairRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PairRequest) ProtoMessage() {}
+
+func (x *PairRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PairRequest.ProtoReflect.Descriptor instead.
+func (*PairRequest) Descriptor() ([]byte, []int) {
+	return file_loco_stream_v1_stream_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PairRequest) GetInstance() uint32 {
+	if x != nil {
+		return x.Instance
+	}
+	return 0
+}
+
+func (x *PairRequest) GetPin() string {
+	if x != nil {
+		return x.Pin
+	}
+	return ""
+}
+
+func (x *PairRequest) GetClientName() string {
+	if x != nil {
+		return x.ClientName
+	}
+	return ""
+}
+
+type PairResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PairResponse) Reset() {
+	*x = PairResponse{}
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PairResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PairResponse) ProtoMessage() {}
+
+func (x *PairResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loco_stream_v1_stream_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PairResponse.ProtoReflect.Descriptor instead.
+func (*PairResponse) Descriptor() ([]byte, []int) {
+	return file_loco_stream_v1_stream_proto_rawDescGZIP(), []int{14}
+}
+
 var File_loco_stream_v1_stream_proto protoreflect.FileDescriptor
 
 const file_loco_stream_v1_stream_proto_rawDesc = "" +
 	"\n" +
 	"\x1bloco/stream/v1/stream.proto\x12\x0eloco.stream.v1\x1a\x1bloco/plugin/v1/plugin.proto\"E\n" +
 	"\rAttachRequest\x124\n" +
-	"\binstance\x18\x01 \x01(\v2\x18.loco.plugin.v1.InstanceR\binstance\"-\n" +
+	"\binstance\x18\x01 \x01(\v2\x18.loco.plugin.v1.InstanceR\binstance\"]\n" +
 	"\x0eAttachResponse\x12\x1b\n" +
-	"\tqemu_args\x18\x01 \x03(\tR\bqemuArgs\"V\n" +
+	"\tqemu_args\x18\x01 \x03(\tR\bqemuArgs\x12.\n" +
+	"\x06window\x18\x02 \x01(\v2\x16.loco.stream.v1.WindowR\x06window\"%\n" +
+	"\x06Window\x12\x1b\n" +
+	"\tx_display\x18\x01 \x01(\tR\bxDisplay\"V\n" +
 	"\fOfferRequest\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\rR\binstance\x12\x10\n" +
 	"\x03sdp\x18\x02 \x01(\tR\x03sdp\x12\x18\n" +
@@ -560,12 +908,32 @@ const file_loco_stream_v1_stream_proto_rawDesc = "" +
 	"\x05width\x18\n" +
 	" \x01(\rR\x05width\x12\x16\n" +
 	"\x06height\x18\v \x01(\rR\x06height\x12\x18\n" +
-	"\arepeats\x18\f \x01(\x04R\arepeats2\xa6\x02\n" +
+	"\arepeats\x18\f \x01(\x04R\arepeats\".\n" +
+	"\x10EndpointsRequest\x12\x1a\n" +
+	"\binstance\x18\x01 \x01(\rR\binstance\"K\n" +
+	"\x11EndpointsResponse\x126\n" +
+	"\tendpoints\x18\x01 \x03(\v2\x18.loco.stream.v1.EndpointR\tendpoints\"\xb4\x01\n" +
+	"\bEndpoint\x12\x1a\n" +
+	"\bprotocol\x18\x01 \x01(\tR\bprotocol\x12\x12\n" +
+	"\x04dial\x18\x02 \x01(\tR\x04dial\x12\x18\n" +
+	"\aaddress\x18\x03 \x01(\tR\aaddress\x12\x12\n" +
+	"\x04port\x18\x04 \x01(\rR\x04port\x12\x18\n" +
+	"\apairing\x18\x05 \x01(\bR\apairing\x12\x18\n" +
+	"\ahealthy\x18\x06 \x01(\bR\ahealthy\x12\x16\n" +
+	"\x06status\x18\a \x01(\tR\x06status\"\\\n" +
+	"\vPairRequest\x12\x1a\n" +
+	"\binstance\x18\x01 \x01(\rR\binstance\x12\x10\n" +
+	"\x03pin\x18\x02 \x01(\tR\x03pin\x12\x1f\n" +
+	"\vclient_name\x18\x03 \x01(\tR\n" +
+	"clientName\"\x0e\n" +
+	"\fPairResponse2\xbb\x03\n" +
 	"\x06Stream\x12G\n" +
 	"\x06Attach\x12\x1d.loco.stream.v1.AttachRequest\x1a\x1e.loco.stream.v1.AttachResponse\x12D\n" +
 	"\x05Offer\x12\x1c.loco.stream.v1.OfferRequest\x1a\x1d.loco.stream.v1.OfferResponse\x12G\n" +
 	"\x06Hangup\x12\x1d.loco.stream.v1.HangupRequest\x1a\x1e.loco.stream.v1.HangupResponse\x12D\n" +
-	"\x05Stats\x12\x1c.loco.stream.v1.StatsRequest\x1a\x1d.loco.stream.v1.StatsResponseB;Z9github.com/locolan/loco/sdk/proto/loco/stream/v1;streamv1b\x06proto3"
+	"\x05Stats\x12\x1c.loco.stream.v1.StatsRequest\x1a\x1d.loco.stream.v1.StatsResponse\x12P\n" +
+	"\tEndpoints\x12 .loco.stream.v1.EndpointsRequest\x1a!.loco.stream.v1.EndpointsResponse\x12A\n" +
+	"\x04Pair\x12\x1b.loco.stream.v1.PairRequest\x1a\x1c.loco.stream.v1.PairResponseB;Z9github.com/locolan/loco/sdk/proto/loco/stream/v1;streamv1b\x06proto3"
 
 var (
 	file_loco_stream_v1_stream_proto_rawDescOnce sync.Once
@@ -579,35 +947,47 @@ func file_loco_stream_v1_stream_proto_rawDescGZIP() []byte {
 	return file_loco_stream_v1_stream_proto_rawDescData
 }
 
-var file_loco_stream_v1_stream_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_loco_stream_v1_stream_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_loco_stream_v1_stream_proto_goTypes = []any{
-	(*AttachRequest)(nil),  // 0: loco.stream.v1.AttachRequest
-	(*AttachResponse)(nil), // 1: loco.stream.v1.AttachResponse
-	(*OfferRequest)(nil),   // 2: loco.stream.v1.OfferRequest
-	(*OfferResponse)(nil),  // 3: loco.stream.v1.OfferResponse
-	(*HangupRequest)(nil),  // 4: loco.stream.v1.HangupRequest
-	(*HangupResponse)(nil), // 5: loco.stream.v1.HangupResponse
-	(*StatsRequest)(nil),   // 6: loco.stream.v1.StatsRequest
-	(*StatsResponse)(nil),  // 7: loco.stream.v1.StatsResponse
-	(*StreamStats)(nil),    // 8: loco.stream.v1.StreamStats
-	(*v1.Instance)(nil),    // 9: loco.plugin.v1.Instance
+	(*AttachRequest)(nil),     // 0: loco.stream.v1.AttachRequest
+	(*AttachResponse)(nil),    // 1: loco.stream.v1.AttachResponse
+	(*Window)(nil),            // 2: loco.stream.v1.Window
+	(*OfferRequest)(nil),      // 3: loco.stream.v1.OfferRequest
+	(*OfferResponse)(nil),     // 4: loco.stream.v1.OfferResponse
+	(*HangupRequest)(nil),     // 5: loco.stream.v1.HangupRequest
+	(*HangupResponse)(nil),    // 6: loco.stream.v1.HangupResponse
+	(*StatsRequest)(nil),      // 7: loco.stream.v1.StatsRequest
+	(*StatsResponse)(nil),     // 8: loco.stream.v1.StatsResponse
+	(*StreamStats)(nil),       // 9: loco.stream.v1.StreamStats
+	(*EndpointsRequest)(nil),  // 10: loco.stream.v1.EndpointsRequest
+	(*EndpointsResponse)(nil), // 11: loco.stream.v1.EndpointsResponse
+	(*Endpoint)(nil),          // 12: loco.stream.v1.Endpoint
+	(*PairRequest)(nil),       // 13: loco.stream.v1.PairRequest
+	(*PairResponse)(nil),      // 14: loco.stream.v1.PairResponse
+	(*v1.Instance)(nil),       // 15: loco.plugin.v1.Instance
 }
 var file_loco_stream_v1_stream_proto_depIdxs = []int32{
-	9, // 0: loco.stream.v1.AttachRequest.instance:type_name -> loco.plugin.v1.Instance
-	8, // 1: loco.stream.v1.StatsResponse.streams:type_name -> loco.stream.v1.StreamStats
-	0, // 2: loco.stream.v1.Stream.Attach:input_type -> loco.stream.v1.AttachRequest
-	2, // 3: loco.stream.v1.Stream.Offer:input_type -> loco.stream.v1.OfferRequest
-	4, // 4: loco.stream.v1.Stream.Hangup:input_type -> loco.stream.v1.HangupRequest
-	6, // 5: loco.stream.v1.Stream.Stats:input_type -> loco.stream.v1.StatsRequest
-	1, // 6: loco.stream.v1.Stream.Attach:output_type -> loco.stream.v1.AttachResponse
-	3, // 7: loco.stream.v1.Stream.Offer:output_type -> loco.stream.v1.OfferResponse
-	5, // 8: loco.stream.v1.Stream.Hangup:output_type -> loco.stream.v1.HangupResponse
-	7, // 9: loco.stream.v1.Stream.Stats:output_type -> loco.stream.v1.StatsResponse
-	6, // [6:10] is the sub-list for method output_type
-	2, // [2:6] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	15, // 0: loco.stream.v1.AttachRequest.instance:type_name -> loco.plugin.v1.Instance
+	2,  // 1: loco.stream.v1.AttachResponse.window:type_name -> loco.stream.v1.Window
+	9,  // 2: loco.stream.v1.StatsResponse.streams:type_name -> loco.stream.v1.StreamStats
+	12, // 3: loco.stream.v1.EndpointsResponse.endpoints:type_name -> loco.stream.v1.Endpoint
+	0,  // 4: loco.stream.v1.Stream.Attach:input_type -> loco.stream.v1.AttachRequest
+	3,  // 5: loco.stream.v1.Stream.Offer:input_type -> loco.stream.v1.OfferRequest
+	5,  // 6: loco.stream.v1.Stream.Hangup:input_type -> loco.stream.v1.HangupRequest
+	7,  // 7: loco.stream.v1.Stream.Stats:input_type -> loco.stream.v1.StatsRequest
+	10, // 8: loco.stream.v1.Stream.Endpoints:input_type -> loco.stream.v1.EndpointsRequest
+	13, // 9: loco.stream.v1.Stream.Pair:input_type -> loco.stream.v1.PairRequest
+	1,  // 10: loco.stream.v1.Stream.Attach:output_type -> loco.stream.v1.AttachResponse
+	4,  // 11: loco.stream.v1.Stream.Offer:output_type -> loco.stream.v1.OfferResponse
+	6,  // 12: loco.stream.v1.Stream.Hangup:output_type -> loco.stream.v1.HangupResponse
+	8,  // 13: loco.stream.v1.Stream.Stats:output_type -> loco.stream.v1.StatsResponse
+	11, // 14: loco.stream.v1.Stream.Endpoints:output_type -> loco.stream.v1.EndpointsResponse
+	14, // 15: loco.stream.v1.Stream.Pair:output_type -> loco.stream.v1.PairResponse
+	10, // [10:16] is the sub-list for method output_type
+	4,  // [4:10] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_loco_stream_v1_stream_proto_init() }
@@ -621,7 +1001,7 @@ func file_loco_stream_v1_stream_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loco_stream_v1_stream_proto_rawDesc), len(file_loco_stream_v1_stream_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

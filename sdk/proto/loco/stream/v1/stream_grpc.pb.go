@@ -22,10 +22,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Stream_Attach_FullMethodName = "/loco.stream.v1.Stream/Attach"
-	Stream_Offer_FullMethodName  = "/loco.stream.v1.Stream/Offer"
-	Stream_Hangup_FullMethodName = "/loco.stream.v1.Stream/Hangup"
-	Stream_Stats_FullMethodName  = "/loco.stream.v1.Stream/Stats"
+	Stream_Attach_FullMethodName    = "/loco.stream.v1.Stream/Attach"
+	Stream_Offer_FullMethodName     = "/loco.stream.v1.Stream/Offer"
+	Stream_Hangup_FullMethodName    = "/loco.stream.v1.Stream/Hangup"
+	Stream_Stats_FullMethodName     = "/loco.stream.v1.Stream/Stats"
+	Stream_Endpoints_FullMethodName = "/loco.stream.v1.Stream/Endpoints"
+	Stream_Pair_FullMethodName      = "/loco.stream.v1.Stream/Pair"
 )
 
 // StreamClient is the client API for Stream service.
@@ -34,10 +36,18 @@ const (
 type StreamClient interface {
 	// Attach returns the QEMU display and audio arguments for the instance.
 	Attach(ctx context.Context, in *AttachRequest, opts ...grpc.CallOption) (*AttachResponse, error)
-	// Offer answers a viewer's WHEP offer.
+	// Offer answers a viewer's WHEP offer. A plugin that serves no WHEP
+	// answers UNIMPLEMENTED (sdk.ErrUnsupported).
 	Offer(ctx context.Context, in *OfferRequest, opts ...grpc.CallOption) (*OfferResponse, error)
 	Hangup(ctx context.Context, in *HangupRequest, opts ...grpc.CallOption) (*HangupResponse, error)
 	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (*StatsResponse, error)
+	// Endpoints says which viewer protocols the plugin serves for a guest and
+	// how the core reaches each. Optional (added within v1): a plugin that
+	// answers UNIMPLEMENTED serves WHEP only, through Offer.
+	Endpoints(ctx context.Context, in *EndpointsRequest, opts ...grpc.CallOption) (*EndpointsResponse, error)
+	// Pair hands a client's PIN to the guest's host (Moonlight pairing).
+	// Optional: UNIMPLEMENTED when no endpoint pairs.
+	Pair(ctx context.Context, in *PairRequest, opts ...grpc.CallOption) (*PairResponse, error)
 }
 
 type streamClient struct {
@@ -88,16 +98,44 @@ func (c *streamClient) Stats(ctx context.Context, in *StatsRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *streamClient) Endpoints(ctx context.Context, in *EndpointsRequest, opts ...grpc.CallOption) (*EndpointsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EndpointsResponse)
+	err := c.cc.Invoke(ctx, Stream_Endpoints_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *streamClient) Pair(ctx context.Context, in *PairRequest, opts ...grpc.CallOption) (*PairResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PairResponse)
+	err := c.cc.Invoke(ctx, Stream_Pair_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StreamServer is the server API for Stream service.
 // All implementations must embed UnimplementedStreamServer
 // for forward compatibility.
 type StreamServer interface {
 	// Attach returns the QEMU display and audio arguments for the instance.
 	Attach(context.Context, *AttachRequest) (*AttachResponse, error)
-	// Offer answers a viewer's WHEP offer.
+	// Offer answers a viewer's WHEP offer. A plugin that serves no WHEP
+	// answers UNIMPLEMENTED (sdk.ErrUnsupported).
 	Offer(context.Context, *OfferRequest) (*OfferResponse, error)
 	Hangup(context.Context, *HangupRequest) (*HangupResponse, error)
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
+	// Endpoints says which viewer protocols the plugin serves for a guest and
+	// how the core reaches each. Optional (added within v1): a plugin that
+	// answers UNIMPLEMENTED serves WHEP only, through Offer.
+	Endpoints(context.Context, *EndpointsRequest) (*EndpointsResponse, error)
+	// Pair hands a client's PIN to the guest's host (Moonlight pairing).
+	// Optional: UNIMPLEMENTED when no endpoint pairs.
+	Pair(context.Context, *PairRequest) (*PairResponse, error)
 	mustEmbedUnimplementedStreamServer()
 }
 
@@ -119,6 +157,12 @@ func (UnimplementedStreamServer) Hangup(context.Context, *HangupRequest) (*Hangu
 }
 func (UnimplementedStreamServer) Stats(context.Context, *StatsRequest) (*StatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stats not implemented")
+}
+func (UnimplementedStreamServer) Endpoints(context.Context, *EndpointsRequest) (*EndpointsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Endpoints not implemented")
+}
+func (UnimplementedStreamServer) Pair(context.Context, *PairRequest) (*PairResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Pair not implemented")
 }
 func (UnimplementedStreamServer) mustEmbedUnimplementedStreamServer() {}
 func (UnimplementedStreamServer) testEmbeddedByValue()                {}
@@ -213,6 +257,42 @@ func _Stream_Stats_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Stream_Endpoints_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EndpointsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StreamServer).Endpoints(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Stream_Endpoints_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StreamServer).Endpoints(ctx, req.(*EndpointsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Stream_Pair_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PairRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StreamServer).Pair(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Stream_Pair_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StreamServer).Pair(ctx, req.(*PairRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Stream_ServiceDesc is the grpc.ServiceDesc for Stream service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -235,6 +315,14 @@ var Stream_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Stats",
 			Handler:    _Stream_Stats_Handler,
+		},
+		{
+			MethodName: "Endpoints",
+			Handler:    _Stream_Endpoints_Handler,
+		},
+		{
+			MethodName: "Pair",
+			Handler:    _Stream_Pair_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
