@@ -27,7 +27,7 @@ APT_PACKAGES := qemu-system-x86 qemu-utils busybox-static cpio xz-utils zstd kmo
 	chromium novnc websockify \
 	tcpdump vde2 containerd runc iproute2 iputils-ping
 
-.PHONY: all build deps testguest test run proto lint clean
+.PHONY: all build deps testguest k8s test run proto lint clean
 
 all: build
 
@@ -49,10 +49,18 @@ build:
 testguest: deps
 	images/testguest/build.sh $(TESTGUEST)
 
+# k8s builds the Kubernetes control plane the kubernetes runtime's tests run
+# against (etcd, kube-apiserver, kube-controller-manager, kubelet) from the
+# Go modules pinned in hack/go.mod, under nice; cached in build/k8s by the
+# hash of those pins, so only the first run pays (measured in
+# docs/benchmarks.md).
+k8s:
+	hack/build-k8s.sh build/k8s
+
 # sdk/ is its own module, which ./... does not reach: it is vetted and
 # tested from its own directory, with its own go.mod, as a plugin author
 # builds it.
-test: deps testguest build
+test: deps testguest build k8s
 	$(GO) vet ./...
 	cd sdk && $(GO) vet ./...
 	$(GO) test -count=1 -timeout 25m ./...
