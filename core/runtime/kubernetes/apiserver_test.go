@@ -47,9 +47,26 @@ func startKube(t testing.TB) (*testenv.Kube, *k8s.Clientset) {
 	return k, cs
 }
 
+// makeNamespace makes a namespace with the base claim testdata/lan.hcl
+// names (loco-base), bound to a read-only volume.
 func makeNamespace(t testing.TB, cs *k8s.Clientset, ns string) {
 	t.Helper()
-	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+	ctx := context.Background()
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rox := []corev1.PersistentVolumeAccessMode{corev1.ReadOnlyMany}
+	size := corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}
+	pv := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "base-" + ns},
+		Spec: corev1.PersistentVolumeSpec{StorageClassName: "base-" + ns, AccessModes: rox, Capacity: size,
+			PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/nonexistent/loco-base"}}}}
+	if _, err := cs.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "loco-base", Namespace: ns},
+		Spec: corev1.PersistentVolumeClaimSpec{StorageClassName: ptr("base-" + ns), AccessModes: rox,
+			Resources: corev1.VolumeResourceRequirements{Requests: size}}}
+	if _, err := cs.CoreV1().PersistentVolumeClaims(ns).Create(ctx, pvc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -371,6 +388,24 @@ func TestApplyErrors(t *testing.T) {
 		t.Log(err)
 	})
 
+	t.Run("missing base claim", func(t *testing.T) {
+		ns := "nobase"
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		c := kubeCluster(t, k, ns, 1)
+		kc, err := Connect(c.Runtime.Kube, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, _ := Build(c, 1)
+		err = kc.Apply(ctx, o)
+		if err == nil || !strings.Contains(err.Error(), `no PersistentVolumeClaim "loco-base"`) || !strings.Contains(err.Error(), "nothing was applied") {
+			t.Fatalf("apply without the base claim: %v", err)
+		}
+		t.Log(err)
+	})
+
 	t.Run("unreachable", func(t *testing.T) {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -463,9 +498,7 @@ func BenchmarkApply100(b *testing.B) {
 	kube, cs := startKube(b)
 	ctx := context.Background()
 	ns := fmt.Sprintf("bench-%d", time.Now().UnixNano()%100000)
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		b.Fatal(err)
-	}
+	makeNamespace(b, cs, ns)
 	i := 0
 	var pods time.Duration
 	for b.Loop() {

@@ -96,6 +96,9 @@ func (c *Client) Apply(ctx context.Context, o *Objects) error {
 	if err := c.checkNamespace(ctx, o.Namespace); err != nil {
 		return &ApplyError{Object: "namespace " + o.Namespace, Err: err}
 	}
+	if err := c.checkBaseClaim(ctx, o); err != nil {
+		return &ApplyError{Object: "base volume", Err: err}
+	}
 	var applied []string
 	for _, obj := range o.List() {
 		body, err := obj.Body()
@@ -137,6 +140,27 @@ func (c *Client) checkNamespace(ctx context.Context, ns string) error {
 		return fmt.Errorf("namespace %q does not exist on %s: create it (kubectl create namespace %s) or set the runtime's namespace; loco does not create namespaces", ns, c.Server, ns)
 	}
 	return c.explain(err, "get", "namespace", ns)
+}
+
+// checkBaseClaim fails when base_volume names a claim that does not
+// exist: every pod would wait unschedulable for it.
+func (c *Client) checkBaseClaim(ctx context.Context, o *Objects) error {
+	for _, v := range o.StatefulSet.Spec.Template.Spec.Volumes {
+		if v.Name != "base" || v.PersistentVolumeClaim == nil {
+			continue
+		}
+		name := v.PersistentVolumeClaim.ClaimName
+		_, err := c.cs.CoreV1().PersistentVolumeClaims(o.Namespace).Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case err == nil, apierrors.IsForbidden(err):
+			return nil
+		case apierrors.IsNotFound(err):
+			return fmt.Errorf("base_volume = \"pvc:%s\": no PersistentVolumeClaim %q in namespace %q; make it (ReadOnlyMany) and copy the image's files into it (docs/kubernetes.md)", name, name, o.Namespace)
+		default:
+			return c.explain(err, "get", "PersistentVolumeClaim", o.Namespace)
+		}
+	}
+	return nil
 }
 
 // explain turns an API error into one that says what to do.
