@@ -27,7 +27,7 @@ import (
 )
 
 func moreCommands(g *globals) []*cobra.Command {
-	return []*cobra.Command{newRunCmd(g), newStatusCmd(g), newStopCmd(g), newLogsCmd(g), newPlanCmd(g), newMCPCmd(g), newLANCmd(g), newSnapshotCmd(g)}
+	return []*cobra.Command{newRunCmd(g), newStatusCmd(g), newStopCmd(g), newLogsCmd(g), newPlanCmd(g), newMCPCmd(g), newLANCmd(g), newSnapshotCmd(g), newRenderCmd(g)}
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -61,6 +61,9 @@ the bearer token printed at start (also in <state_dir>/api-token).`,
 			c, l, err := sf.load(cmd.ErrOrStderr(), args[0])
 			if err != nil {
 				return err
+			}
+			if c.Runtime.Kube != nil {
+				return runKube(cmd, c, sf.vars)
 			}
 			dir := plan.DefaultStateDir(c)
 			tty := !daemon && term.IsTerminal(int(os.Stdout.Fd()))

@@ -327,6 +327,9 @@ func (c *Client) Status(ctx context.Context, clusterName, ns string, instances i
 				}
 			}
 		}
+		if gs.Reason == "" && gs.Phase == string(corev1.PodPending) && gs.Node == "" {
+			gs.Reason = "not scheduled yet"
+		}
 		out = append(out, gs)
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Index < out[b].Index })
