@@ -183,24 +183,33 @@ func (k *Kube) path(name string) string { return filepath.Join(k.Dir, name) }
 
 // run starts a control-plane binary, its output in DIR/<name>.log.
 func (k *Kube) run(bin, name string, args ...string) error {
-	logPath := k.path(name + ".log")
+	_, err := k.runIn(k.Dir, name, filepath.Join(bin, name), args...)
+	return err
+}
+
+// runIn starts program as component name, its output in logDir/<name>.log,
+// stopped with the control plane.
+func (k *Kube) runIn(logDir, name, program string, args ...string) (*kubeProc, error) {
+	logPath := filepath.Join(logDir, name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cmd := exec.Command(filepath.Join(bin, name), args...)
+	cmd := exec.Command(program, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	// Its own process group, so a test killed mid-way leaves no daemon
 	// that keeps the ports (Pdeathsig covers a killed test binary).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
-		return fmt.Errorf("starting %s: %w", name, err)
+		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	p := &kubeProc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() { cmd.Wait(); f.Close(); close(p.done) }()
-	k.procs = append(k.procs, p)
-	return nil
+	if logDir == k.Dir {
+		k.procs = append(k.procs, p)
+	}
+	return p, nil
 }
 
 // waitReady polls the API server's /readyz until it answers ok.
@@ -253,12 +262,8 @@ func (k *Kube) UserKubeconfig(user string, groups ...string) string {
 	return p
 }
 
-// StartSimulatedNodes makes pods run without a kubelet: it starts
-// kube-scheduler and kwok, which plays the kubelet of n fake nodes
-// (kwok-0...), each with the allocatable resources given (plus pods: 110),
-// and moves the pods bound to them to Running. Tests that use it say
-// "simulated" in their names: no container runs.
-func (k *Kube) StartSimulatedNodes(n int, allocatable map[string]string) {
+// StartScheduler starts kube-scheduler, so pods get nodes.
+func (k *Kube) StartScheduler() {
 	k.t.Helper()
 	bin := KubeBinaries(k.t)
 	if err := k.issue("scheduler", "system:kube-scheduler", nil, nil, nil, x509.ExtKeyUsageClientAuth); err != nil {
@@ -272,6 +277,17 @@ func (k *Kube) StartSimulatedNodes(n int, allocatable map[string]string) {
 		"--leader-elect=false", "--secure-port=0", "--v=0"); err != nil {
 		k.t.Fatal(err)
 	}
+}
+
+// StartSimulatedNodes makes pods run without a kubelet: it starts
+// kube-scheduler and kwok, which plays the kubelet of n fake nodes
+// (kwok-0...), each with the allocatable resources given (plus pods: 110),
+// and moves the pods bound to them to Running. Tests that use it say
+// "simulated" in their names: no container runs.
+func (k *Kube) StartSimulatedNodes(n int, allocatable map[string]string) {
+	k.t.Helper()
+	k.StartScheduler()
+	bin := KubeBinaries(k.t)
 	ports, err := freePorts(1)
 	if err != nil {
 		k.t.Fatal(err)

@@ -57,8 +57,10 @@ const (
 	// maxConfigMapData keeps each plan ConfigMap well under the API's
 	// 1 MiB object limit; bigger plans are split over several.
 	maxConfigMapData = 768 << 10
-	// podOverheadMiB is what QEMU itself needs beyond the guest's memory.
-	podOverheadMiB = 96
+	// podOverheadMiB is what QEMU itself needs beyond the guest's memory:
+	// a 128 MiB test guest's QEMU under TCG has ~250 MiB resident (the
+	// translation cache, video memory), so less would get it OOM-killed.
+	podOverheadMiB = 192
 )
 
 // Objects are what `loco run` applies for one cluster, in apply order.
