@@ -19,13 +19,14 @@ TESTGUEST := build/testguest
 # vde_switch is the LAN benchmark's reference switch; containerd and runc
 # run the containerd runtime's tests (each starts a private containerd);
 # iproute2 and iputils-ping build and ping the kernel VTEP in network-vxlan's
-# interop test.
+# interop test; containernetworking-plugins gives the kubernetes runtime's
+# test kubelet its loopback CNI plugin.
 APT_PACKAGES := qemu-system-x86 qemu-utils busybox-static cpio xz-utils zstd kmod \
 	protobuf-compiler ca-certificates git \
 	gcc libc6-dev pkg-config libyuv-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
 	chromium novnc websockify \
-	tcpdump vde2 containerd runc iproute2 iputils-ping
+	tcpdump vde2 containerd runc iproute2 iputils-ping containernetworking-plugins
 
 .PHONY: all build deps testguest k8s test run proto lint clean
 
