@@ -56,6 +56,11 @@ the bearer token printed at start (also in <state_dir>/api-token).`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if detach && !daemon {
+				// A Kubernetes cluster runs detached anyway: run applies and
+				// returns.
+				if c, _, err := sf.load(io.Discard, args[0]); err == nil && c.Runtime.Kube != nil {
+					return runKube(cmd, c, sf.vars)
+				}
 				return runDetached(cmd, args[0], sf.vars, from)
 			}
 			c, l, err := sf.load(cmd.ErrOrStderr(), args[0])

@@ -32,7 +32,7 @@ type Client struct {
 // when not nil, wraps the HTTP transport (tests record what is sent).
 func Connect(k *spec.KubeRuntime, wrap func(http.RoundTripper) http.RoundTripper) (*Client, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	where := "the default kubeconfig ($KUBECONFIG or ~/.kube/config)"
+	where := "$KUBECONFIG or ~/.kube/config"
 	if k.Kubeconfig != "" {
 		rules.ExplicitPath = k.Kubeconfig
 		where = k.Kubeconfig
@@ -40,7 +40,7 @@ func Connect(k *spec.KubeRuntime, wrap func(http.RoundTripper) http.RoundTripper
 	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: k.Context})
 	cfg, err := cc.ClientConfig()
 	if err != nil {
-		return nil, fmt.Errorf("reading the kubeconfig %s: %w", where, err)
+		return nil, fmt.Errorf("reading the kubeconfig (%s; set the runtime's kubeconfig): %w; nothing was applied", where, err)
 	}
 	raw, _ := cc.RawConfig()
 	user := ""
