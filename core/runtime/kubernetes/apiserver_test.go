@@ -300,6 +300,19 @@ func TestLifecycleAgainstAPIServer(t *testing.T) {
 	}
 	waitFor(t, "5 pods", time.Minute, func() (bool, string) { n := podCount(t, cs, ns, "lan"); return n == 5, fmt.Sprint(n, " pods") })
 
+	// Shrinking the plan from two ConfigMaps to one deletes the other.
+	stale := o5.ConfigMaps[0].DeepCopy()
+	stale.Name = "lan-plan-1"
+	if _, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, stale, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := kc.Apply(ctx, o5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "lan-plan-1", metav1.GetOptions{}); err == nil {
+		t.Error("a plan ConfigMap the plan no longer has was kept")
+	}
+
 	// Status: every guest, Pending with no node (no kubelet here), its
 	// accelerator and its claim.
 	st, err := kc.Status(ctx, "lan", ns, 5)

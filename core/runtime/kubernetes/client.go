@@ -110,6 +110,29 @@ func (c *Client) Apply(ctx context.Context, o *Objects) error {
 		}
 		applied = append(applied, obj.Kind+" "+obj.Name)
 	}
+	return c.pruneConfigMaps(ctx, o)
+}
+
+// pruneConfigMaps deletes plan ConfigMaps of the cluster that the plan no
+// longer has (a smaller cluster needs fewer), after the StatefulSet stopped
+// projecting them.
+func (c *Client) pruneConfigMaps(ctx context.Context, o *Objects) error {
+	keep := map[string]bool{}
+	for _, cm := range o.ConfigMaps {
+		keep[cm.Name] = true
+	}
+	cms, err := c.cs.CoreV1().ConfigMaps(o.Namespace).List(ctx, metav1.ListOptions{LabelSelector: LabelCluster + "=" + o.StatefulSet.Name + "," + LabelManaged + "=loco"})
+	if err != nil {
+		return &ApplyError{Object: "stale plan ConfigMaps", Err: c.explain(err, "list", "ConfigMap", o.Namespace)}
+	}
+	for _, cm := range cms.Items {
+		if keep[cm.Name] {
+			continue
+		}
+		if err := c.cs.CoreV1().ConfigMaps(o.Namespace).Delete(ctx, cm.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return &ApplyError{Object: "stale ConfigMap " + cm.Name, Err: c.explain(err, "delete", "ConfigMap", o.Namespace)}
+		}
+	}
 	return nil
 }
 
