@@ -22,16 +22,17 @@ TESTGUEST := build/testguest
 # run the containerd runtime's tests (each starts a private containerd);
 # iproute2 and iputils-ping build and ping the kernel VTEP in network-vxlan's
 # interop test; prometheus scrapes a running cluster in cmd/loco's
-# TestPrometheusScrapesTheCluster.
+# TestPrometheusScrapesTheCluster; containernetworking-plugins gives the
+# kubernetes runtime's test kubelet its loopback CNI plugin.
 APT_PACKAGES := qemu-system-x86 qemu-utils busybox-static cpio xz-utils zstd kmod \
 	protobuf-compiler ca-certificates git \
 	gcc libc6-dev pkg-config libyuv-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
 	chromium novnc websockify xvfb qemu-system-gui x11-apps \
-	tcpdump vde2 containerd runc iproute2 iputils-ping \
+	tcpdump vde2 containerd runc iproute2 iputils-ping containernetworking-plugins \
 	prometheus
 
-.PHONY: all build deps testguest test run proto lint clean bench
+.PHONY: all build deps testguest k8s test run proto lint clean bench
 
 all: build
 
@@ -53,10 +54,18 @@ build:
 testguest: deps
 	images/testguest/build.sh $(TESTGUEST)
 
+# k8s builds the Kubernetes control plane the kubernetes runtime's tests run
+# against (etcd, kube-apiserver, kube-controller-manager, kubelet) from the
+# Go modules pinned in hack/go.mod, under nice; cached in build/k8s by the
+# hash of those pins, so only the first run pays (measured in
+# docs/benchmarks.md).
+k8s:
+	hack/build-k8s.sh build/k8s
+
 # sdk/ is its own module, which ./... does not reach: it is vetted and
 # tested from its own directory, with its own go.mod, as a plugin author
 # builds it.
-test: deps testguest build
+test: deps testguest build k8s
 	$(GO) vet ./...
 	cd sdk && $(GO) vet ./...
 	$(GO) test -count=1 -timeout 25m ./...

@@ -2,18 +2,22 @@ package sdk
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
 // logger is the plugin's hclog logger. It writes JSON to stderr, which the
@@ -76,6 +80,7 @@ func serveStandalone(impl Plugin, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:0", "address to serve gRPC on")
 	allowRemote := fs.Bool("allow-remote", false, "allow a non-loopback listen address (the stream is not encrypted)")
+	tlsDir := fs.String("tls-dir", "", "serve mutual TLS with DIR/tls.crt, DIR/tls.key and DIR/ca.crt (a kubernetes.io/tls Secret with ca.crt): only clients with a certificate from that CA are served; any listen address is allowed")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -83,14 +88,22 @@ func serveStandalone(impl Plugin, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--listen %q: %w", *listen, err)
 	}
-	if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" && !*allowRemote {
-		return fmt.Errorf("--listen %q is not a loopback address; add --allow-remote to serve on it", *listen)
+	if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" && !*allowRemote && *tlsDir == "" {
+		return fmt.Errorf("--listen %q is not a loopback address; serve it with --tls-dir (mutual TLS), or add --allow-remote to serve it unencrypted", *listen)
+	}
+	var opts []grpc.ServerOption
+	if *tlsDir != "" {
+		creds, err := MutualTLS(*tlsDir, false)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(creds)))
 	}
 	lis, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", *listen, err)
 	}
-	s := grpc.NewServer()
+	s := grpc.NewServer(opts...)
 	if err := RegisterServices(s, impl); err != nil {
 		return err
 	}
@@ -105,6 +118,32 @@ func serveStandalone(impl Plugin, args []string) error {
 		return fmt.Errorf("serving: %w", err)
 	}
 	return nil
+}
+
+// MutualTLS reads DIR/tls.crt, DIR/tls.key and DIR/ca.crt (the layout of
+// a kubernetes.io/tls Secret with ca.crt) into a TLS 1.3 configuration
+// that trusts only that CA: for a server (client false) it requires a
+// client certificate from the CA; for a client it checks the server's.
+func MutualTLS(dir string, client bool) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
+	if err != nil {
+		return nil, fmt.Errorf("loading the TLS key pair in %s: %w", dir, err)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if err != nil {
+		return nil, fmt.Errorf("loading the CA of %s: %w", dir, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", filepath.Join(dir, "ca.crt"))
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+	if client {
+		cfg.RootCAs = pool
+	} else {
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
 }
 
 // grpcPlugin is the go-plugin glue: the server registers impl, the client

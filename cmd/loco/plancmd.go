@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/locolan/loco/core/cluster"
+	"github.com/locolan/loco/core/runtime/kubernetes"
 )
 
 func newPlanCmd(g *globals) *cobra.Command {
@@ -23,6 +24,17 @@ prints the plan. Nothing is booted and no state is written.`,
 			c, l, err := sf.load(cmd.ErrOrStderr(), args[0])
 			if err != nil {
 				return err
+			}
+			if c.Runtime.Kube != nil {
+				// The plan as the pods run it (no local probe, no plugins).
+				p, err := kubernetes.PodPlan(c)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return p.WriteJSON(cmd.OutOrStdout())
+				}
+				return p.WriteText(cmd.OutOrStdout())
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
 			defer cancel()

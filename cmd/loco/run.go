@@ -24,7 +24,7 @@ import (
 )
 
 func moreCommands(g *globals) []*cobra.Command {
-	return []*cobra.Command{newRunCmd(g), newStatusCmd(g), newStopCmd(g), newLogsCmd(g), newPlanCmd(g), newMCPCmd(g), newLANCmd(g), newSnapshotCmd(g)}
+	return []*cobra.Command{newRunCmd(g), newStatusCmd(g), newStopCmd(g), newLogsCmd(g), newPlanCmd(g), newMCPCmd(g), newLANCmd(g), newSnapshotCmd(g), newRenderCmd(g)}
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -55,6 +55,11 @@ the bearer token printed at start (also in <state_dir>/api-token).`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if detach && !daemon {
+				// A Kubernetes cluster runs detached anyway: run applies and
+				// returns.
+				if c, _, err := sf.load(io.Discard, args[0]); err == nil && c.Runtime.Kube != nil {
+					return runKube(cmd, c, sf.vars)
+				}
 				return runDetached(cmd, args[0], sf.vars, from)
 			}
 			if daemon {
@@ -67,6 +72,9 @@ the bearer token printed at start (also in <state_dir>/api-token).`,
 			c, l, err := sf.load(cmd.ErrOrStderr(), args[0])
 			if err != nil {
 				return err
+			}
+			if c.Runtime.Kube != nil {
+				return runKube(cmd, c, sf.vars)
 			}
 			dir := plan.DefaultStateDir(c)
 			tty := !daemon && term.IsTerminal(int(os.Stdout.Fd()))

@@ -39,6 +39,12 @@ process runs the cluster. With no argument it shows the only cluster there is.`,
 		Example: "  loco status\n  loco status demo\n  loco status configs/demo.hcl --json",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if c, ok, err := kubeArg(cmd, &sf, args); err != nil || ok {
+				if err != nil {
+					return err
+				}
+				return statusKube(cmd, c, asJSON)
+			}
 			dir, err := stateDirArg(cmd, &sf, args)
 			if err != nil {
 				return err
@@ -179,6 +185,12 @@ spec's runtime stop_grace; --grace applies when stop does it itself.`,
 		Example: "  loco stop demo\n  loco stop configs/demo.hcl --destroy",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if c, ok, err := kubeArg(cmd, &sf, args); err != nil || ok {
+				if err != nil {
+					return err
+				}
+				return stopKube(cmd, c, destroy)
+			}
 			dir, err := stateDirArg(cmd, &sf, args)
 			if err != nil {
 				return err

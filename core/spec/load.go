@@ -316,12 +316,20 @@ type instanceBlock struct {
 }
 
 type runtimeBlock struct {
-	Driver       string   `hcl:"driver,label"`
-	StopGrace    *string  `hcl:"stop_grace,optional"`
-	RestartLimit *int     `hcl:"restart_limit,optional"`
-	Address      *string  `hcl:"address,optional"`
-	Namespace    *string  `hcl:"namespace,optional"`
-	Snapshotter  *string  `hcl:"snapshotter,optional"`
+	Driver       string  `hcl:"driver,label"`
+	StopGrace    *string `hcl:"stop_grace,optional"`
+	RestartLimit *int    `hcl:"restart_limit,optional"`
+	Address      *string `hcl:"address,optional"`
+	Namespace    *string `hcl:"namespace,optional"`
+	Snapshotter  *string `hcl:"snapshotter,optional"`
+	// runtime "kubernetes"'s (namespace too).
+	Kubeconfig   *string  `hcl:"kubeconfig,optional"`
+	Context      *string  `hcl:"context,optional"`
+	Image        *string  `hcl:"image,optional"`
+	BaseVolume   *string  `hcl:"base_volume,optional"`
+	StorageClass *string  `hcl:"storage_class,optional"`
+	OverlaySize  *string  `hcl:"overlay_size,optional"`
+	KVM          *string  `hcl:"kvm,optional"`
 	Body         hcl.Body `hcl:",body"`
 }
 
@@ -477,6 +485,7 @@ func decodeCluster(block *hcl.Block, ctx *hcl.EvalContext, dir string) (*Cluster
 					errAt(rb.Body, attr, "Attribute of another runtime", fmt.Sprintf("%s is an attribute of runtime \"containerd\"; the process runtime has none.", attr))
 				}
 			}
+			diags = append(diags, rejectKubeAttrs(rb, "process")...)
 		case "containerd":
 			c.Runtime.Address, c.Runtime.Namespace, c.Runtime.Snapshotter = DefaultContainerdAddress, DefaultContainerdNamespace, "overlayfs"
 			if rb.Address != nil {
@@ -494,9 +503,14 @@ func decodeCluster(block *hcl.Block, ctx *hcl.EvalContext, dir string) (*Cluster
 			if rb.Snapshotter != nil {
 				c.Runtime.Snapshotter = *rb.Snapshotter
 			}
+			diags = append(diags, rejectKubeAttrs(rb, "containerd")...)
 		case "kubernetes":
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Runtime not supported yet",
-				Detail: fmt.Sprintf("runtime %q is planned but not built yet; use runtime \"process\".", rb.Driver), Subject: attrRange(rb.Body, "", block.DefRange)})
+			var ds hcl.Diagnostics
+			c.Runtime.Kube, ds = decodeKubeRuntime(rb, dir)
+			diags = append(diags, ds...)
+			if rb.Namespace != nil {
+				c.Runtime.Namespace = c.Runtime.Kube.Namespace
+			}
 		default:
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown runtime",
 				Detail: fmt.Sprintf("runtime %q: choose one of %s.", rb.Driver, strings.Join(Runtimes, ", ")), Subject: attrRange(rb.Body, "", block.DefRange)})

@@ -111,7 +111,7 @@ func (g Guest) merge(o Guest) Guest {
 
 // Runtime says how guests run.
 type Runtime struct {
-	Driver string // "process" or "containerd"
+	Driver string // "process", "containerd" or "kubernetes"
 	// StopGrace is how long a guest gets to power down before it is quit.
 	StopGrace time.Duration
 	// RestartLimit is how many restarts in a row the supervisor tries
@@ -123,6 +123,8 @@ type Runtime struct {
 	Address     string
 	Namespace   string
 	Snapshotter string
+	// Kube is runtime "kubernetes"'s settings; nil for the other runtimes.
+	Kube *KubeRuntime
 }
 
 // Defaults of runtime "containerd".
