@@ -12,12 +12,14 @@ TESTGUEST := build/testguest
 
 # Debian packages loco and its tests use: QEMU, the test guest's recipe
 # (busybox-static, cpio, kmod tools), protoc for `make proto`; for the
-# stream-webrtc plugin libyuv (colour conversion and scaling) and GStreamer 1.22 (headers and pkg-config for its cgo
-# build, x264 from -ugly, vp8/opus from
-# -good/-base), and for its tests and benchmarks headless Chromium, noVNC
-# and websockify (noVNC also plays stream "vnc" in the dashboard); for
-# stream-sunshine an X display per guest (xvfb), QEMU's GTK window
-# (qemu-system-gui) and xwd for its screenshots (x11-apps); tcpdump reads the LAN test's capture back, vde2's
+# stream-webrtc plugin libyuv (colour conversion and scaling), libx264 (H.264,
+# called directly) and GStreamer 1.22 (headers and pkg-config for its cgo
+# build, vp8/opus from -good/-base; -ugly's x264enc and -bad's openh264
+# decoder for the gst and x264 packages' tests), and for its tests and
+# benchmarks headless Chromium, noVNC and websockify (noVNC also plays
+# stream "vnc" in the dashboard); for stream-sunshine an X display per
+# guest (xvfb), QEMU's GTK window (qemu-system-gui) and xwd for its
+# screenshots (x11-apps); tcpdump reads the LAN test's capture back, vde2's
 # vde_switch is the LAN benchmark's reference switch; containerd and runc
 # run the containerd runtime's tests (each starts a private containerd);
 # iproute2 and iputils-ping build and ping the kernel VTEP in network-vxlan's
@@ -26,7 +28,7 @@ TESTGUEST := build/testguest
 # kubernetes runtime's test kubelet its loopback CNI plugin.
 APT_PACKAGES := qemu-system-x86 qemu-utils busybox-static cpio xz-utils zstd kmod \
 	protobuf-compiler ca-certificates git \
-	gcc libc6-dev pkg-config libyuv-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base \
+	gcc libc6-dev pkg-config libyuv-dev libx264-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
 	chromium novnc websockify xvfb qemu-system-gui x11-apps \
 	tcpdump vde2 containerd runc iproute2 iputils-ping containernetworking-plugins \

@@ -3,8 +3,20 @@
 package main
 
 import (
+	"os"
+	"syscall"
+
 	"github.com/locolan/loco/plugins/stream-webrtc/streamer"
 	"github.com/locolan/loco/sdk"
 )
 
-func main() { sdk.Serve(streamer.New()) }
+func main() {
+	if env, changed := keepSysmonAwake(os.Environ()); changed {
+		if exe, err := os.Executable(); err == nil {
+			// Exec keeps the pid, stdin, stdout and stderr go-plugin
+			// handed over; on failure the plugin runs as it is.
+			_ = syscall.Exec(exe, os.Args, env)
+		}
+	}
+	sdk.Serve(streamer.New())
+}

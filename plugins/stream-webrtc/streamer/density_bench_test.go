@@ -53,6 +53,11 @@ func BenchmarkDensity(b *testing.B) {
 		{"grid/still", 9, 8, false},
 		{"grid/moving", 9, 8, true},
 	}
+	// LOCO_BENCH_PLUGIN runs another build of the plugin instead, to
+	// compare two builds side by side on the same machine state.
+	if x := os.Getenv("LOCO_BENCH_PLUGIN"); x != "" {
+		bin = x
+	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {

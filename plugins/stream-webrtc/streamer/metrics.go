@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/locolan/loco/plugins/stream-webrtc/gst"
 	"github.com/locolan/loco/sdk"
 )
 
@@ -22,7 +21,7 @@ var encodeBuckets = sdk.ExponentialBuckets(0.0005, 2, 12)
 type variantMetrics struct {
 	mu    sync.Mutex
 	enc   *sdk.HistogramValue
-	pl    *gst.Pipeline // the encoder the last totals are from
+	pl    encodeTimer // the encoder the last totals are from
 	lastT time.Duration
 	lastN uint64
 }
@@ -34,8 +33,9 @@ func (m *variantMetrics) histogram() *sdk.HistogramValue {
 	return m.enc
 }
 
-// observeEncode is called by pump after each sample it pulled from pl.
-func (v *variant) observeEncode(pl *gst.Pipeline) {
+// observeEncode is called after each frame out of pl (pump's GStreamer
+// samples, encode's libx264 frames).
+func (v *variant) observeEncode(pl encodeTimer) {
 	t, n := pl.EncodeTime()
 	m := &v.m
 	m.mu.Lock()

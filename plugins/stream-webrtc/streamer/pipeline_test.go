@@ -5,13 +5,14 @@ import (
 	"time"
 
 	"github.com/locolan/loco/plugins/stream-webrtc/gst"
+	"github.com/locolan/loco/plugins/stream-webrtc/x264"
 	"github.com/locolan/loco/plugins/stream-webrtc/yuv"
 )
 
 // TestEncoderHoldsNoFrame pushes a run of identical I420 frames and then a
-// different one through the real encoder chain: the frame pulled right
-// after the change must be the change (much larger than a repeat), not a
-// repeat held back by the encoder.
+// different one through the real encoder (libx264 in process, VP8 in
+// GStreamer): the frame out right after the change must be the change
+// (much larger than a repeat), not a repeat held back by the encoder.
 func TestEncoderHoldsNoFrame(t *testing.T) {
 	if err := gst.Init(); err != nil {
 		t.Fatal(err)
@@ -33,24 +34,41 @@ func TestEncoderHoldsNoFrame(t *testing.T) {
 					t.Fatalf("GStreamer element %s is missing (Debian package %s)", name, pkg)
 				}
 			}
-			pl, err := gst.Launch(encodePipeline(codec, w, h, c.framerate, c.bitrateKbps))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pl.Close()
-			if err := pl.Start(); err != nil {
-				t.Fatal(err)
-			}
-			push := func(frame *yuv.Frame) int {
-				t.Helper()
-				if err := pl.Push(frame.Buf); err != nil {
+			var push func(frame *yuv.Frame) int
+			if codec == "h264" {
+				x, err := x264.Open(x264.Config{Width: w, Height: h, FPS: c.framerate, MaxKbps: c.bitrateKbps})
+				if err != nil {
 					t.Fatal(err)
 				}
-				s, err := pl.Pull(10 * time.Second)
-				if err != nil || s == nil {
-					t.Fatalf("no encoded frame for the frame just pushed (err %v): the encoder holds frames back", err)
+				defer x.Close()
+				push = func(frame *yuv.Frame) int {
+					t.Helper()
+					data, _, err := x.Encode(frame, x264.Frame{})
+					if err != nil {
+						t.Fatalf("no encoded frame for the frame just pushed: %v", err)
+					}
+					return len(data)
 				}
-				return len(s.Data)
+			} else {
+				pl, err := gst.Launch(vp8Pipeline(w, h, c.framerate, c.bitrateKbps))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer pl.Close()
+				if err := pl.Start(); err != nil {
+					t.Fatal(err)
+				}
+				push = func(frame *yuv.Frame) int {
+					t.Helper()
+					if err := pl.Push(frame.Buf); err != nil {
+						t.Fatal(err)
+					}
+					s, err := pl.Pull(10 * time.Second)
+					if err != nil || s == nil {
+						t.Fatalf("no encoded frame for the frame just pushed (err %v): the encoder holds frames back", err)
+					}
+					return len(s.Data)
+				}
 			}
 			var repeat int
 			for i := 0; i < 8; i++ {

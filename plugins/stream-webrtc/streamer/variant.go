@@ -9,6 +9,7 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/locolan/loco/plugins/stream-webrtc/gst"
+	"github.com/locolan/loco/plugins/stream-webrtc/x264"
 	"github.com/locolan/loco/plugins/stream-webrtc/yuv"
 	"github.com/locolan/loco/sdk"
 )
@@ -37,7 +38,7 @@ type variant struct {
 	viewers  map[string]*viewer
 	idleFrom time.Time // when the last viewer left
 	running  bool
-	cur      *gst.Pipeline // the running encoder, for its live encode time
+	cur      encodeTimer // the running encoder, for its live encode time
 	st       variantCounters
 	m        variantMetrics // metrics.go
 }
@@ -117,11 +118,22 @@ func (v *variant) removeViewer(vw *viewer) {
 	v.poke()
 }
 
-// encoder is one GStreamer pipeline at one size.
+// encoder is one variant's encoder at one size: H.264 through libx264 in
+// the variant's goroutine, or VP8 through a GStreamer pipeline.
 type encoder struct {
+	x    *x264.Encoder
 	pl   *gst.Pipeline
 	w, h int
 	done chan struct{}
+	// x264 only: the picture copied out of the guest's frame, so the
+	// encoder reads it while capture writes the next one; and when the
+	// last frame went out, for the next one's duration.
+	snap     *yuv.Frame
+	lastSent time.Time
+}
+
+type encodeTimer interface {
+	EncodeTime() (time.Duration, uint64)
 }
 
 // run encodes the guest's picture for this variant's viewers until nobody
@@ -142,7 +154,11 @@ func (v *variant) run() {
 	var lastPush, lastKey time.Time
 	var pushedGen uint64
 	var scaled *yuv.Frame
-	forcePush := false
+	forcePush, wantKey := false, false
+	// Repeats of the picture since it last changed: the first one is coded
+	// as usual, so the encoder refines a picture it had to code coarsely
+	// while the screen moved; the later ones only keep the stream alive.
+	stillRepeats := 0
 	timer := time.NewTimer(time.Second)
 	defer timer.Stop()
 	for {
@@ -154,10 +170,12 @@ func (v *variant) run() {
 		case <-v.keyReq:
 			if enc != nil && time.Since(lastKey) >= keyFrameGap {
 				lastKey = time.Now()
-				enc.pl.ForceKeyUnit()
+				if enc.pl != nil {
+					enc.pl.ForceKeyUnit()
+				}
 				// A forced key unit applies to the next frame pushed: on a
 				// still screen there would be none for a second.
-				forcePush = true
+				forcePush, wantKey = true, true
 			} else if enc != nil {
 				time.AfterFunc(keyFrameGap, v.requestKeyFrame)
 			}
@@ -193,7 +211,7 @@ func (v *variant) run() {
 			} else {
 				scaled = nil
 			}
-			pushedGen, forcePush = 0, true
+			pushedGen, forcePush, wantKey = 0, true, true
 			g.mu.Lock()
 			frame, gen = g.frame, g.gen
 			if fw, fh := yuv.Fit(frame.W, frame.H, v.maxW, v.maxH); fw != w || fh != h {
@@ -216,7 +234,19 @@ func (v *variant) run() {
 			continue
 		}
 		var err error
-		if scaled != nil {
+		if enc.x != nil {
+			src := scaled
+			if src != nil {
+				err = scaled.ScaleFrom(frame)
+			} else {
+				src = enc.snap
+				err = enc.snap.CopyFrom(frame)
+			}
+			g.mu.Unlock()
+			if err == nil {
+				err = v.encode(enc, src, x264.Frame{Key: wantKey, Skip: !changed && stillRepeats > 0}, now)
+			}
+		} else if scaled != nil {
 			err = scaled.ScaleFrom(frame)
 			g.mu.Unlock()
 			if err == nil {
@@ -235,11 +265,15 @@ func (v *variant) run() {
 			timer.Reset(100 * time.Millisecond)
 			continue
 		}
-		g.mu.Lock()
-		if !changed {
+		if changed {
+			stillRepeats = 0
+		} else {
+			stillRepeats++
+			g.mu.Lock()
 			v.st.repeats++
+			g.mu.Unlock()
 		}
-		g.mu.Unlock()
+		wantKey = false
 		pushedGen, lastPush, forcePush = gen, now, false
 		timer.Reset(repeatEvery)
 	}
@@ -247,33 +281,69 @@ func (v *variant) run() {
 
 func (v *variant) startEncoder(w, h int) (*encoder, error) {
 	cfg, _ := v.g.p.config()
-	pl, err := gst.Launch(encodePipeline(cfg.codec, w, h, v.fps, v.bitrate))
-	if err != nil {
-		return nil, err
+	e := &encoder{w: w, h: h, done: make(chan struct{})}
+	var cur encodeTimer
+	if cfg.codec == "vp8" {
+		pl, err := gst.Launch(vp8Pipeline(w, h, v.fps, v.bitrate))
+		if err != nil {
+			return nil, err
+		}
+		if err := pl.Start(); err != nil {
+			_, msg := pl.Bus(time.Second)
+			pl.Close()
+			return nil, fmt.Errorf("%w: %s", err, msg)
+		}
+		e.pl, cur = pl, pl
+	} else {
+		x, err := x264.Open(x264.Config{Width: w, Height: h, FPS: v.fps, MaxKbps: v.bitrate})
+		if err != nil {
+			return nil, err
+		}
+		e.x, cur, e.snap = x, x, yuv.NewFrame(w, h)
 	}
-	if err := pl.Start(); err != nil {
-		_, msg := pl.Bus(time.Second)
-		pl.Close()
-		return nil, fmt.Errorf("%w: %s", err, msg)
-	}
-	e := &encoder{pl: pl, w: w, h: h, done: make(chan struct{})}
 	v.g.mu.Lock()
 	v.st.encoders++
 	v.st.width, v.st.height = w, h
-	v.cur = pl
+	v.cur = cur
 	n := v.st.encoders
 	v.g.mu.Unlock()
 	logger.Info("encoder started", "guest", v.g.in.Name, "variant", v.name, "size", fmt.Sprintf("%dx%d", w, h),
 		"codec", cfg.codec, "encoders_started", n)
-	go v.pump(e)
-	go v.watchBus(e)
+	if e.pl != nil {
+		go v.pump(e)
+		go v.watchBus(e)
+	}
 	return e, nil
+}
+
+// encode codes one picture with libx264 and sends it. A frame's duration is
+// the real time since the one before, as in pump.
+func (v *variant) encode(e *encoder, f *yuv.Frame, how x264.Frame, now time.Time) error {
+	data, key, err := e.x.Encode(f, how)
+	if err != nil {
+		return err
+	}
+	v.observeEncode(e.x)
+	dur := time.Second / time.Duration(v.fps)
+	if !e.lastSent.IsZero() && now.Sub(e.lastSent) < 10*time.Second {
+		dur = now.Sub(e.lastSent)
+	}
+	e.lastSent = now
+	v.send(data, key, dur)
+	return nil
 }
 
 func (v *variant) closeEncoder(e *encoder) {
 	close(e.done)
-	t, n := e.pl.EncodeTime()
-	e.pl.Close()
+	var t time.Duration
+	var n uint64
+	if e.x != nil {
+		t, n = e.x.EncodeTime()
+		e.x.Close()
+	} else {
+		t, n = e.pl.EncodeTime()
+		e.pl.Close()
+	}
 	v.g.mu.Lock()
 	v.st.encT += t
 	v.st.encN += n
@@ -303,8 +373,7 @@ func (v *variant) watchBus(e *encoder) {
 	}
 }
 
-// pump moves encoded frames from the pipeline to the variant's shared
-// track, which writes them to every viewer's connection. A frame's duration
+// pump moves encoded frames from a GStreamer encoder to send. A frame's duration
 // is the real time since the one before, so RTP timestamps follow the
 // wall clock even when frames come a second apart.
 func (v *variant) pump(e *encoder) {
@@ -332,23 +401,29 @@ func (v *variant) pump(e *encoder) {
 		}
 		lastPTS = s.PTS
 		v.observeEncode(e.pl)
-		if err := v.track.WriteSample(media.Sample{Data: s.Data, Duration: dur}); err != nil {
-			logger.Debug("writing to the video track", "guest", v.g.in.Name, "err", err)
-		}
-		now := time.Now()
-		v.g.mu.Lock()
-		v.st.framesOut++
-		if s.Key {
-			v.st.keyFrames++
-		}
-		v.st.window = append(v.st.window, frameMark{now, len(s.Data)})
-		i := 0
-		for i < len(v.st.window) && now.Sub(v.st.window[i].at) > statsWindow {
-			i++
-		}
-		v.st.window = v.st.window[i:]
-		v.g.mu.Unlock()
+		v.send(s.Data, s.Key, dur)
 	}
+}
+
+// send writes an encoded frame to the variant's shared track, which writes
+// it to every viewer's connection, and counts it.
+func (v *variant) send(data []byte, key bool, dur time.Duration) {
+	if err := v.track.WriteSample(media.Sample{Data: data, Duration: dur}); err != nil {
+		logger.Debug("writing to the video track", "guest", v.g.in.Name, "err", err)
+	}
+	now := time.Now()
+	v.g.mu.Lock()
+	v.st.framesOut++
+	if key {
+		v.st.keyFrames++
+	}
+	v.st.window = append(v.st.window, frameMark{now, len(data)})
+	i := 0
+	for i < len(v.st.window) && now.Sub(v.st.window[i].at) > statsWindow {
+		i++
+	}
+	v.st.window = v.st.window[i:]
+	v.g.mu.Unlock()
 }
 
 // statsLocked is called with g.mu held.

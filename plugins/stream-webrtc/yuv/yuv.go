@@ -45,6 +45,22 @@ func NewFrame(w, h int) *Frame {
 	return f
 }
 
+// Planes are the frame's Y, U and V planes and their strides, for an
+// encoder that takes planes rather than one buffer.
+func (f *Frame) Planes() (y, u, v []byte, yStride, cStride int) {
+	return f.Buf[:f.uOff], f.Buf[f.uOff:f.vOff], f.Buf[f.vOff:], f.yStride, f.cStride
+}
+
+// CopyFrom makes f a copy of src, which must have f's size: a snapshot an
+// encoder can read while capture writes the next picture into src.
+func (f *Frame) CopyFrom(src *Frame) error {
+	if f.W != src.W || f.H != src.H {
+		return fmt.Errorf("copying a %dx%d picture into a %dx%d frame", src.W, src.H, f.W, f.H)
+	}
+	copy(f.Buf, src.Buf)
+	return nil
+}
+
 func (f *Frame) planes() (y, u, v *C.uint8_t) {
 	return (*C.uint8_t)(unsafe.Pointer(&f.Buf[0])), (*C.uint8_t)(unsafe.Pointer(&f.Buf[f.uOff])),
 		(*C.uint8_t)(unsafe.Pointer(&f.Buf[f.vOff]))
