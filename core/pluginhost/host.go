@@ -20,8 +20,8 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/zclconf/go-cty/cty"
 
-	"github.com/locolan/loco/internal/backoff"
 	"github.com/locolan/loco/sdk"
+	"github.com/locolan/loco/sdk/backoff"
 )
 
 // Host runs plugins. Close it to stop them all.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/locolan/loco/core/plan"
 	"github.com/locolan/loco/core/runtime"
-	"github.com/locolan/loco/internal/backoff"
+	"github.com/locolan/loco/sdk/backoff"
 )
 
 // Policy says how hard the supervisor tries.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/locolan/loco/sdk"
+	"github.com/locolan/loco/sdk/backoff"
 )
 
 // spawn starts every child (Xvfb, Sunshine) from one goroutine locked to
@@ -81,7 +82,7 @@ func (p *proc) run() {
 
 func (p *proc) loop(ctx context.Context) {
 	defer close(p.done)
-	delay := backoffMin
+	delay := backoff.Backoff{First: backoffMin, Max: backoffMax}
 	for ctx.Err() == nil {
 		began := time.Now()
 		err := p.once(ctx)
@@ -90,15 +91,15 @@ func (p *proc) loop(ctx context.Context) {
 		}
 		ran := time.Since(began)
 		if ran > healthyRun {
-			delay = backoffMin
+			delay.Reset()
 		}
-		sdk.Logger().Warn("child exited; restarting", "child", p.name, "ran", ran.Round(time.Millisecond), "err", err, "in", delay)
+		wait := delay.Next()
+		sdk.Logger().Warn("child exited; restarting", "child", p.name, "ran", ran.Round(time.Millisecond), "err", err, "in", wait)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(delay):
+		case <-time.After(wait):
 		}
-		delay = min(2*delay, backoffMax)
 	}
 }
 

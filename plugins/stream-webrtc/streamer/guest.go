@@ -11,6 +11,7 @@ import (
 	"github.com/locolan/loco/plugins/stream-webrtc/rfb"
 	"github.com/locolan/loco/plugins/stream-webrtc/yuv"
 	"github.com/locolan/loco/sdk"
+	"github.com/locolan/loco/sdk/backoff"
 )
 
 // Timings of a guest's stream.
@@ -119,9 +120,9 @@ func (g *guest) encoderStopped() {
 // away (the guest stopped or restarted); until then the encoders keep
 // repeating the last picture.
 func (g *guest) capture(ctx context.Context) {
-	backoff := 100 * time.Millisecond
+	retry := backoff.Backoff{First: 100 * time.Millisecond, Max: 3 * time.Second}
 	for ctx.Err() == nil {
-		err := g.captureOnce(ctx, func() { backoff = 100 * time.Millisecond })
+		err := g.captureOnce(ctx, retry.Reset)
 		if ctx.Err() != nil {
 			return
 		}
@@ -137,9 +138,8 @@ func (g *guest) capture(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(backoff):
+		case <-time.After(retry.Next()):
 		}
-		backoff = min(backoff*2, 3*time.Second)
 	}
 }
 

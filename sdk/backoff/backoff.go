@@ -1,6 +1,8 @@
-// Package backoff is the exponential backoff of loco's restart loops (the
-// guest supervisor, the plugin host): a first wait, doubling up to a cap,
-// started over once the thing restarted has stayed up.
+// Package backoff is the exponential backoff of loco's retry loops (the
+// core's guest supervisor and plugin host, the stream plugins' reconnect
+// and child restarts): a first wait, doubling up to a cap, started over
+// once the thing retried is healthy again. It lives in the sdk so that
+// plugins, which import nothing else of loco, share it.
 package backoff
 
 import "time"
