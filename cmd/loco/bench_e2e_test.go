@@ -96,10 +96,10 @@ func buildCountPlugin(t *testing.T) string {
 	return bin
 }
 
-// benchSpec is e.spec with the guest count in variable "guests", as
+// benchSpec is e.Spec with the guest count in variable "guests", as
 // --guests needs it, and extra (plugins, bench block) in the cluster.
 func (e *e2e) benchSpec(name, extra, listen string) string {
-	path := e.spec(name, 1, extra)
+	path := e.Spec(name, 1, extra)
 	b, _ := os.ReadFile(path)
 	s := "variable \"guests\" {\n  type    = number\n  default = 1\n}\n" +
 		strings.Replace(string(b), "instances = 1", "instances = var.guests", 1)
@@ -120,9 +120,9 @@ func TestBench(t *testing.T) {
 	os.Setenv("LOCO_PLUGIN_PATH", buildCountPlugin(t))
 	t.Cleanup(func() { os.Unsetenv("LOCO_PLUGIN_PATH") })
 	spec := e.benchSpec("bc", "  bench {\n    thresholds = [\"guests_seen >= 1\"]\n  }\n", "")
-	out := filepath.Join(e.dir, "out")
+	out := filepath.Join(e.Dir, "out")
 	bench := func(extra ...string) (string, string, int) {
-		return e.loco(append([]string{"bench", spec, "--scenario", "count", "--out", out}, extra...)...)
+		return e.Run(append([]string{"bench", spec, "--scenario", "count", "--out", out}, extra...)...)
 	}
 
 	t.Run("end to end, two guest counts, two runs", func(t *testing.T) {
@@ -175,7 +175,7 @@ func TestBench(t *testing.T) {
 		if !strings.Contains(string(md), "**PASS**") || !strings.Contains(string(md), "| guests | run | guest |") {
 			t.Errorf("report.md:\n%s", md)
 		}
-		if st := e.status(spec); len(st.Guests) > 0 && st.Guests[0].Running {
+		if st := e.Status(spec); len(st.Guests) > 0 && st.Guests[0].Running {
 			t.Errorf("loco bench left the cluster running: %+v", st)
 		}
 	})
@@ -246,7 +246,7 @@ func TestBench(t *testing.T) {
 
 	t.Run("a threshold in the spec is checked at its line", func(t *testing.T) {
 		bad := e.benchSpec("bc-bad", "  bench {\n    thresholds = [\"fps >> 3\"]\n  }\n", "")
-		_, stderr, code := e.loco("bench", bad, "--scenario", "count")
+		_, stderr, code := e.Run("bench", bad, "--scenario", "count")
 		if code != 1 || !strings.Contains(stderr, "bc-bad.hcl:24:5: error: Invalid threshold") {
 			t.Errorf("exit %d:\n%s", code, stderr)
 		}
@@ -259,7 +259,7 @@ func TestBench(t *testing.T) {
 		}
 		defer lis.Close()
 		busy := e.benchSpec("bc-busy", "", lis.Addr().String())
-		stdout, stderr, code := e.loco("bench", busy, "--scenario", "count", "--out", out)
+		stdout, stderr, code := e.Run("bench", busy, "--scenario", "count", "--out", out)
 		if code != 1 || !strings.Contains(stderr, "booting 1 guests of "+busy) || !strings.Contains(stderr, "address already in use") {
 			t.Errorf("exit %d:\n%s\n%s", code, stdout, stderr)
 		}
@@ -286,9 +286,9 @@ func TestBenchScenarios(t *testing.T) {
 		{"input-latency", []string{"--param", "trials=5"}, []string{"latency_p50_ms", "latency_p95_ms", "screenshot_p50_ms"}},
 	} {
 		t.Run(tc.scenario, func(t *testing.T) {
-			out := filepath.Join(e.dir, "out-"+tc.scenario)
+			out := filepath.Join(e.Dir, "out-"+tc.scenario)
 			args := append([]string{"bench", spec, "--scenario", tc.scenario, "--out", out}, tc.params...)
-			stdout, stderr, code := e.loco(args...)
+			stdout, stderr, code := e.Run(args...)
 			if code != 0 {
 				t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 			}

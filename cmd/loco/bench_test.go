@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/locolan/loco/internal/testenv"
+	"github.com/locolan/loco/internal/testenv/locorun"
 )
 
 // BenchmarkBootToReady measures a cold `loco run --detach` until every test
@@ -25,19 +26,19 @@ func BenchmarkBootToReady(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				dir := testenv.ShortTempDir(b)
-				e := &e2e{t: b, bin: bin, guest: guest, dir: dir, stateDir: filepath.Join(dir, "state")}
-				spec := e.spec("bench", n, "")
+				e := &e2e{&locorun.Harness{T: b, Bin: bin, Guest: guest, Dir: dir, StateDir: filepath.Join(dir, "state")}}
+				spec := e.Spec("bench", n, "")
 				// Let loco choose: the benchmark reports what users get.
 				src, _ := os.ReadFile(spec)
 				os.WriteFile(spec, []byte(strings.Replace(string(src), `accel  = "tcg"`, `accel  = "auto"`, 1)), 0o644)
-				e.loco("plan", spec) // warms the accelerator probe's cache; not timed
+				e.Run("plan", spec) // warms the accelerator probe's cache; not timed
 				b.StartTimer()
 				start := time.Now()
-				if out, errOut, code := e.loco("run", "--detach", spec); code != 0 {
+				if out, errOut, code := e.Run("run", "--detach", spec); code != 0 {
 					b.Fatalf("run: %s%s", out, errOut)
 				}
 				for g := 0; g < n; g++ {
-					for e.readyCount("bench", g) < 1 {
+					for e.ReadyCount("bench", g) < 1 {
 						if time.Since(start) > 10*time.Minute {
 							b.Fatalf("guest %d not ready after 10 minutes", g)
 						}
@@ -46,7 +47,7 @@ func BenchmarkBootToReady(b *testing.B) {
 				}
 				total += time.Since(start)
 				b.StopTimer()
-				e.loco("stop", "--grace", "0s", "--destroy", spec)
+				e.Run("stop", "--grace", "0s", "--destroy", spec)
 			}
 			b.ReportMetric(total.Seconds()/float64(b.N), "s/cluster-ready")
 		})

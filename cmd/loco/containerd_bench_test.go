@@ -13,6 +13,7 @@ import (
 
 	"github.com/locolan/loco/core/runtime/containerd"
 	"github.com/locolan/loco/internal/testenv"
+	"github.com/locolan/loco/internal/testenv/locorun"
 )
 
 // BenchmarkContainerdVsProcess boots one test guest with `loco run
@@ -38,18 +39,18 @@ func BenchmarkContainerdVsProcess(b *testing.B) {
 		for k := 0; k < 2; k++ {
 			rt := (i + k) % 2 // alternate which runtime goes first
 			dir := testenv.ShortTempDir(b)
-			e := &e2e{t: b, bin: bin, guest: guest, dir: dir, stateDir: filepath.Join(dir, "state")}
-			spec := e.spec("bench", 1, "")
+			e := &e2e{&locorun.Harness{T: b, Bin: bin, Guest: guest, Dir: dir, StateDir: filepath.Join(dir, "state")}}
+			spec := e.Spec("bench", 1, "")
 			if rt == 1 {
 				src := string(must(os.ReadFile(spec)))
 				os.WriteFile(spec, []byte(strings.Replace(src, `runtime "process" {`, fmt.Sprintf("runtime \"containerd\" {\n    address = %q\n    namespace = \"e2e-bench\"", cd.Address), 1)), 0o644)
 			}
-			e.loco("plan", spec) // warms the accelerator cache; not timed
+			e.Run("plan", spec) // warms the accelerator cache; not timed
 			start := time.Now()
-			if out, errOut, code := e.loco("run", "--detach", spec); code != 0 {
+			if out, errOut, code := e.Run("run", "--detach", spec); code != 0 {
 				b.Fatalf("run: %s%s", out, errOut)
 			}
-			for e.readyCount("bench", 0) < 1 {
+			for e.ReadyCount("bench", 0) < 1 {
 				if time.Since(start) > 5*time.Minute {
 					b.Fatal("guest not ready after 5 minutes")
 				}
@@ -58,13 +59,13 @@ func BenchmarkContainerdVsProcess(b *testing.B) {
 			took := time.Since(start)
 			ready[rt] += took
 			if rt == 1 {
-				rss, pss := shimMemory(b, e.status(spec).Guests[0].PID)
+				rss, pss := shimMemory(b, e.Status(spec).Guests[0].PID)
 				shimKB += rss
 				shimPSS += pss
 			}
 			// The power button works once the agent has opened its third
 			// input device; a stop before that waits out the grace.
-			serial := filepath.Join(e.guestDir("bench", 0), "serial.log")
+			serial := filepath.Join(e.GuestDir("bench", 0), "serial.log")
 			for strings.Count(string(must(os.ReadFile(serial))), "LOCO-AGENT input") < 3 {
 				if time.Since(start) > 5*time.Minute {
 					b.Fatal("the agent did not open its input devices")
@@ -72,10 +73,10 @@ func BenchmarkContainerdVsProcess(b *testing.B) {
 				time.Sleep(50 * time.Millisecond)
 			}
 			start = time.Now()
-			e.mustLoco("stop", spec)
+			e.MustRun("stop", spec)
 			stop[rt] += time.Since(start)
 			b.Logf("%s: ready in %v, stopped in %v", []string{"process", "containerd"}[rt], took.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
-			e.loco("stop", "--grace", "0s", "--destroy", spec)
+			e.Run("stop", "--grace", "0s", "--destroy", spec)
 		}
 	}
 	n := float64(b.N)

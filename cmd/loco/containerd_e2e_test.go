@@ -29,15 +29,15 @@ import (
 	"github.com/locolan/loco/internal/testenv"
 )
 
-// containerdSpec is e.spec with runtime "containerd" on the test's private
+// containerdSpec is e.Spec with runtime "containerd" on the test's private
 // containerd, in a namespace of its own.
 func (e *e2e) containerdSpec(cd *testenv.Containerd, name string, n int, extra string) string {
-	e.t.Helper()
-	path := e.spec(name, n, extra)
+	e.T.Helper()
+	path := e.Spec(name, n, extra)
 	src := string(must(os.ReadFile(path)))
 	src = strings.Replace(src, `runtime "process" {`, fmt.Sprintf("runtime \"containerd\" {\n    address   = %q\n    namespace = %q", cd.Address, "e2e-"+name), 1)
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	return path
 }
@@ -54,10 +54,10 @@ type ctrStatusJSON struct {
 }
 
 func (e *e2e) ctrStatus(spec string) ctrStatusJSON {
-	e.t.Helper()
+	e.T.Helper()
 	var st ctrStatusJSON
-	if err := json.Unmarshal([]byte(e.mustLoco("status", "--json", spec)), &st); err != nil {
-		e.t.Fatal(err)
+	if err := json.Unmarshal([]byte(e.MustRun("status", "--json", spec)), &st); err != nil {
+		e.T.Fatal(err)
 	}
 	return st
 }
@@ -116,9 +116,9 @@ func TestContainerdLifecycle(t *testing.T) {
 	cd := testenv.StartContainerd(t)
 	e := newE2E(t)
 	spec := e.containerdSpec(cd, "ctd", 2, "")
-	e.mustLoco("run", "--detach", spec)
+	e.MustRun("run", "--detach", spec)
 	for i := 0; i < 2; i++ {
-		e.waitReady("ctd", i, 1)
+		e.WaitReady("ctd", i, 1)
 	}
 	st := e.ctrStatus(spec)
 	pids := map[int]int{}
@@ -131,7 +131,7 @@ func TestContainerdLifecycle(t *testing.T) {
 	if st.Runtime != "containerd" {
 		t.Errorf("status runtime %q", st.Runtime)
 	}
-	if human := e.mustLoco("status", spec); !strings.Contains(human, "runtime containerd: namespace e2e-ctd") || !strings.Contains(human, "image loco.local/qemu-host:1@sha256:") {
+	if human := e.MustRun("status", spec); !strings.Contains(human, "runtime containerd: namespace e2e-ctd") || !strings.Contains(human, "image loco.local/qemu-host:1@sha256:") {
 		t.Errorf("status does not show the runtime and image digest:\n%s", human)
 	}
 
@@ -169,12 +169,12 @@ func TestContainerdLifecycle(t *testing.T) {
 	})
 
 	t.Run("SIGKILLed loco: run reattaches to the same tasks", func(t *testing.T) {
-		holder := e.status(spec).LocoPID
+		holder := e.Status(spec).LocoPID
 		if err := syscall.Kill(holder, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Second)
-		e.mustLoco("run", "--detach", spec)
+		e.MustRun("run", "--detach", spec)
 		for i, g := range e.ctrStatus(spec).Guests {
 			if g.PID != pids[i] || !g.Running {
 				t.Errorf("guest %d: pid %d running %v, want the same pid %d", i, g.PID, g.Running, pids[i])
@@ -182,7 +182,7 @@ func TestContainerdLifecycle(t *testing.T) {
 		}
 		time.Sleep(2 * time.Second)
 		for i := 0; i < 2; i++ {
-			if n := e.readyCount("ctd", i); n != 1 {
+			if n := e.ReadyCount("ctd", i); n != 1 {
 				t.Errorf("guest %d printed LOCO-READY %d times: it rebooted", i, n)
 			}
 		}
@@ -196,7 +196,7 @@ func TestContainerdLifecycle(t *testing.T) {
 				t.Fatalf("guest %d (pid %d) died with containerd", i, pid)
 			}
 		}
-		if _, errOut, code := e.loco("status", spec); code == 0 || !strings.Contains(errOut, "containerd is not running") {
+		if _, errOut, code := e.Run("status", spec); code == 0 || !strings.Contains(errOut, "containerd is not running") {
 			t.Errorf("status without containerd: exit %d, %s", code, errOut)
 		}
 		if err := cd.Start(); err != nil {
@@ -208,7 +208,7 @@ func TestContainerdLifecycle(t *testing.T) {
 			}
 		}
 		for i := 0; i < 2; i++ {
-			if n := e.readyCount("ctd", i); n != 1 {
+			if n := e.ReadyCount("ctd", i); n != 1 {
 				t.Errorf("guest %d printed LOCO-READY %d times: it rebooted", i, n)
 			}
 		}
@@ -217,31 +217,31 @@ func TestContainerdLifecycle(t *testing.T) {
 		if err := syscall.Kill(pids[1], syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		e.waitReady("ctd", 1, 2)
+		e.WaitReady("ctd", 1, 2)
 		st := e.ctrStatus(spec)
 		if g := st.Guests[1]; g.PID == pids[1] || !g.Running {
 			t.Errorf("guest 1 not restarted: %+v", g)
 		}
-		if g := st.Guests[0]; g.PID != pids[0] || e.readyCount("ctd", 0) != 1 {
+		if g := st.Guests[0]; g.PID != pids[0] || e.ReadyCount("ctd", 0) != 1 {
 			t.Errorf("guest 0 was disturbed: %+v", g)
 		}
 	})
 
 	t.Run("stop leaves no container, task, snapshot, mount or shim", func(t *testing.T) {
 		start := time.Now()
-		e.mustLoco("stop", spec)
+		e.MustRun("stop", spec)
 		t.Logf("loco stop of 2 guests took %v", time.Since(start))
 		if left := leftovers(t, cd, "e2e-ctd"); len(left) > 0 {
 			t.Errorf("left after loco stop:\n%s", strings.Join(left, "\n"))
 		}
-		if _, err := os.Stat(filepath.Join(e.guestDir("ctd", 0), "disk.qcow2")); err != nil {
+		if _, err := os.Stat(filepath.Join(e.GuestDir("ctd", 0), "disk.qcow2")); err != nil {
 			t.Errorf("overlay gone after a plain stop: %v", err)
 		}
-		if s := string(must(os.ReadFile(filepath.Join(e.guestDir("ctd", 0), "serial.log")))); !strings.Contains(s, "LOCO-POWEROFF") {
+		if s := string(must(os.ReadFile(filepath.Join(e.GuestDir("ctd", 0), "serial.log")))); !strings.Contains(s, "LOCO-POWEROFF") {
 			t.Error("guest 0 was not powered down through ACPI")
 		}
 		for _, f := range []string{"qemu.log"} {
-			if b, err := os.ReadFile(filepath.Join(e.guestDir("ctd", 0), f)); err != nil || !strings.Contains(string(b), "containerd e2e-ctd/") {
+			if b, err := os.ReadFile(filepath.Join(e.GuestDir("ctd", 0), f)); err != nil || !strings.Contains(string(b), "containerd e2e-ctd/") {
 				t.Errorf("%s: %v\n%s", f, err, b)
 			}
 		}
@@ -253,17 +253,17 @@ func TestContainerdLifecycle(t *testing.T) {
 // starts.
 func TestContainerdUnreachable(t *testing.T) {
 	e := newE2E(t)
-	missing := filepath.Join(e.dir, "nope.sock")
-	spec := e.spec("noctd", 1, "")
+	missing := filepath.Join(e.Dir, "nope.sock")
+	spec := e.Spec("noctd", 1, "")
 	src := string(must(os.ReadFile(spec)))
 	os.WriteFile(spec, []byte(strings.Replace(src, `runtime "process" {`, fmt.Sprintf("runtime \"containerd\" {\n    address = %q", missing), 1)), 0o644)
 	for _, cmd := range []string{"validate", "run"} {
-		_, errOut, code := e.loco(cmd, spec)
+		_, errOut, code := e.Run(cmd, spec)
 		if code == 0 || !strings.Contains(errOut, "containerd is not running: no socket at "+missing) || !strings.Contains(errOut, "containerd --config") {
 			t.Errorf("loco %s without containerd: exit %d\n%s", cmd, code, errOut)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(e.stateDir, "noctd", "guests")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(e.StateDir, "noctd", "guests")); !os.IsNotExist(err) {
 		t.Errorf("run made guest state without a runtime: %v", err)
 	}
 
@@ -280,7 +280,7 @@ func TestContainerdUnreachable(t *testing.T) {
 	defer l.Close()
 	os.Chmod(sock, 0o600)
 	bin := filepath.Join(dir, "loco")
-	os.WriteFile(bin, must(os.ReadFile(e.bin)), 0o755)
+	os.WriteFile(bin, must(os.ReadFile(e.Bin)), 0o755)
 	base := filepath.Join(dir, "base.qcow2")
 	os.WriteFile(base, nil, 0o644)
 	specPath := filepath.Join(dir, "c.hcl")
@@ -304,7 +304,7 @@ func TestContainerdDemo(t *testing.T) {
 	e := newE2E(t)
 	src := string(must(os.ReadFile(filepath.Join(testenv.RepoRoot(), "configs", "demo.hcl"))))
 	for old, repl := range map[string]string{
-		`"../build/testguest/`:      `"` + e.guest + "/",
+		`"../build/testguest/`:      `"` + e.Guest + "/",
 		`runtime "process" {`:       fmt.Sprintf("runtime \"containerd\" {\n    address   = %q\n    namespace = \"e2e-demo\"", cd.Address),
 		`listen = "127.0.0.1:7780"`: `listen = "127.0.0.1:0"`,
 	} {
@@ -313,16 +313,16 @@ func TestContainerdDemo(t *testing.T) {
 		}
 		src = strings.ReplaceAll(src, old, repl)
 	}
-	spec := filepath.Join(e.dir, "demo.hcl")
+	spec := filepath.Join(e.Dir, "demo.hcl")
 	os.WriteFile(spec, []byte(src), 0o644)
-	e.specs = append(e.specs, spec)
+	e.Track(spec)
 
-	e.mustLoco("run", "--detach", spec)
+	e.MustRun("run", "--detach", spec)
 	g := &lanGuests{e: e, cluster: "demo", mu: make([]sync.Mutex, 3)}
 	ips := []string{"10.87.0.10", "10.87.0.11", "10.87.0.12"}
 	dhcpRe := regexp.MustCompile(`LOCO-DHCP name=\S+ ip=(\S+)`)
 	for i := range ips {
-		e.waitReady("demo", i, 1)
+		e.WaitReady("demo", i, 1)
 		if got := e.waitSerial(t, "demo", i, dhcpRe, 1)[1]; got != ips[i] {
 			t.Fatalf("guest %d leased %s, want %s", i, got, ips[i])
 		}
@@ -335,7 +335,7 @@ func TestContainerdDemo(t *testing.T) {
 	if err := g.allPairsPing(ips, 3, 3*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	base, tok, err := cluster.APIEndpoint(filepath.Join(e.stateDir, "demo"))
+	base, tok, err := cluster.APIEndpoint(filepath.Join(e.StateDir, "demo"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +348,7 @@ func TestContainerdDemo(t *testing.T) {
 	// VNC server the stream plugin encodes from (it connects once a viewer
 	// comes) and the input plugin's QMP (a screenshot through the API).
 	for i := range ips {
-		c, err := net.DialTimeout("unix", filepath.Join(e.guestDir("demo", i), "vnc.sock"), 5*time.Second)
+		c, err := net.DialTimeout("unix", filepath.Join(e.GuestDir("demo", i), "vnc.sock"), 5*time.Second)
 		if err != nil {
 			t.Fatalf("guest %d VNC: %v", i, err)
 		}
@@ -371,7 +371,7 @@ func TestContainerdDemo(t *testing.T) {
 	}
 	pageWait(t, ctx, "three live tiles", fmt.Sprintf(allLive, 3), 2*time.Minute)
 	chromedp.Cancel(ctx)
-	e.mustLoco("stop", spec)
+	e.MustRun("stop", spec)
 	if left := leftovers(t, cd, "e2e-demo"); len(left) > 0 {
 		t.Errorf("left after loco stop:\n%s", strings.Join(left, "\n"))
 	}

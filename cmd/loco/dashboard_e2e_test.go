@@ -33,15 +33,15 @@ func (e *e2e) streamSpec(name string, n int, stream string) (path string, withIn
 		extra += "  network \"socket\" {}\n"
 		withLAN = true
 	}
-	path = e.spec(name, n, extra)
+	path = e.Spec(name, n, extra)
 	src, err := os.ReadFile(path)
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	s := strings.Replace(string(src), "min_memory = 96", "min_memory = 96\n    append     = \"vga=0x315\"", 1)
 	s = strings.Replace(s, `accel  = "tcg"`, "accel  = \"tcg\"\n    audio  = \"ac97\"", 1)
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	return path, withInput, withLAN
 }
@@ -127,11 +127,11 @@ func TestDashboard(t *testing.T) {
 	}
 	e := newE2E(t)
 	spec, withInput, withLAN := e.streamSpec("dash", 3, "")
-	e.mustLoco("run", "--detach", spec)
+	e.MustRun("run", "--detach", spec)
 	for i := 0; i < 3; i++ {
-		e.waitReady("dash", i, 1)
+		e.WaitReady("dash", i, 1)
 	}
-	base, tok, err := cluster.APIEndpoint(filepath.Join(e.stateDir, "dash"))
+	base, tok, err := cluster.APIEndpoint(filepath.Join(e.StateDir, "dash"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +296,7 @@ func TestDashboard(t *testing.T) {
 	})
 
 	t.Run("tiles reconnect by themselves after the plugin is SIGKILLed", func(t *testing.T) {
-		st := e.status(spec)
+		st := e.Status(spec)
 		pid := childPID(t, st.LocoPID, "loco-plugin-stream-webrtc")
 		connects := pageEval[[]int](t, ctx, `[...loco.tiles.values()].map((t) => t.stream.connects)`)
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
@@ -326,7 +326,7 @@ func mustJS(v any) string {
 }
 
 func (e *e2e) serialLog(cluster string, i int) string {
-	b, _ := os.ReadFile(filepath.Join(e.guestDir(cluster, i), "serial.log"))
+	b, _ := os.ReadFile(filepath.Join(e.GuestDir(cluster, i), "serial.log"))
 	return string(b)
 }
 

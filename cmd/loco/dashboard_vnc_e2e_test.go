@@ -26,26 +26,26 @@ import (
 func (e *e2e) demoWith(stream string) string {
 	src, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "configs", "demo.hcl"))
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	s := string(src)
 	for old, new := range map[string]string{
 		`stream "webrtc" {}`:   stream,
-		`"../build/testguest/`: `"` + e.guest + `/`,
+		`"../build/testguest/`: `"` + e.Guest + `/`,
 		`accel  = "auto"`:      `accel  = "tcg"`,
 		`"127.0.0.1:7780"`:     `"127.0.0.1:0"`,
 		`stop_grace = "10s"`:   `stop_grace = "5s"`,
 	} {
 		if !strings.Contains(s, old) {
-			e.t.Fatalf("configs/demo.hcl no longer has %s", old)
+			e.T.Fatalf("configs/demo.hcl no longer has %s", old)
 		}
 		s = strings.ReplaceAll(s, old, new)
 	}
-	path := filepath.Join(e.dir, "demo.hcl")
+	path := filepath.Join(e.Dir, "demo.hcl")
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
-	e.specs = append(e.specs, path)
+	e.Track(path)
 	return path
 }
 
@@ -108,11 +108,11 @@ func TestDashboardVNC(t *testing.T) {
 	}
 	e := newE2E(t)
 	spec := e.demoWith(`stream "vnc" {}`)
-	e.mustLoco("run", "--detach", spec)
+	e.MustRun("run", "--detach", spec)
 	for i := 0; i < 3; i++ {
-		e.waitReady("demo", i, 1)
+		e.WaitReady("demo", i, 1)
 	}
-	base, tok, err := cluster.APIEndpoint(filepath.Join(e.stateDir, "demo"))
+	base, tok, err := cluster.APIEndpoint(filepath.Join(e.StateDir, "demo"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/locolan/loco/core/cluster"
 	"github.com/locolan/loco/internal/proc"
 	"github.com/locolan/loco/internal/testenv"
+	"github.com/locolan/loco/internal/testenv/locorun"
 )
 
 // BenchmarkGrid is the 3x3 grid end to end: nine test guests (800x600
@@ -29,19 +30,19 @@ func BenchmarkGrid(b *testing.B) {
 	const n = 9
 	for i := 0; i < b.N; i++ {
 		dir := testenv.ShortTempDir(b)
-		e := &e2e{t: b, bin: filepath.Join(testenv.Binaries(b), "loco"), guest: testenv.TestGuest(b), dir: dir, stateDir: filepath.Join(dir, "state")}
+		e := &e2e{&locorun.Harness{T: b, Bin: filepath.Join(testenv.Binaries(b), "loco"), Guest: testenv.TestGuest(b), Dir: dir, StateDir: filepath.Join(dir, "state")}}
 		spec, withInput, _ := e.streamSpec("grid", n, "")
 		if !withInput {
 			b.Fatal("needs the input plugin (plugins/input-qmp) to start the guests' motion")
 		}
-		b.Cleanup(func() { e.loco("stop", "--grace", "0s", "--destroy", spec) })
+		b.Cleanup(func() { e.Run("stop", "--grace", "0s", "--destroy", spec) })
 		t0 := time.Now()
-		e.mustLoco("run", "--detach", spec)
+		e.MustRun("run", "--detach", spec)
 		for g := 0; g < n; g++ {
-			e.waitReady("grid", g, 1)
+			e.WaitReady("grid", g, 1)
 		}
 		b.Logf("nine guests ready in %.0f s", time.Since(t0).Seconds())
-		base, tok, err := cluster.APIEndpoint(filepath.Join(e.stateDir, "grid"))
+		base, tok, err := cluster.APIEndpoint(filepath.Join(e.StateDir, "grid"))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -61,7 +62,7 @@ func BenchmarkGrid(b *testing.B) {
 		b.ReportMetric(click, "focus-ms")
 		time.Sleep(3 * time.Second)
 
-		pid := childPID(b, e.status(spec).LocoPID, "loco-plugin-stream-webrtc")
+		pid := childPID(b, e.Status(spec).LocoPID, "loco-plugin-stream-webrtc")
 		measure := func(what string) {
 			p0, _ := proc.Read(pid)
 			s0 := time.Now()
@@ -107,6 +108,6 @@ func BenchmarkGrid(b *testing.B) {
 		time.Sleep(3 * time.Second)
 		measure("moving")
 		f10()
-		e.loco("stop", "--grace", "0s", "--destroy", spec)
+		e.Run("stop", "--grace", "0s", "--destroy", spec)
 	}
 }

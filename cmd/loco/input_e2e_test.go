@@ -23,7 +23,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/locolan/loco/core/cluster"
-	"github.com/locolan/loco/internal/testenv"
 	"github.com/locolan/loco/sdk/qmp"
 )
 
@@ -41,21 +40,18 @@ type inputCluster struct {
 // hides the VGA cursor: its blinking would change the screen on its own.
 func startInputCluster(t testing.TB, name string, n int, extra string) *inputCluster {
 	t.Helper()
-	// newE2E, for benchmarks too.
-	e := &e2e{t: t, bin: filepath.Join(testenv.Binaries(t), "loco"), guest: testenv.TestGuest(t), dir: testenv.ShortTempDir(t)}
-	e.stateDir = filepath.Join(e.dir, "state")
-	t.Cleanup(func() { e.loco("stop", "--grace", "0s", "--destroy", filepath.Join(e.dir, name+".hcl")) })
-	spec := e.spec(name, n, "  input \"qmp\" {}\n"+extra)
+	e := newE2E(t)
+	spec := e.Spec(name, n, "  input \"qmp\" {}\n"+extra)
 	src, err := os.ReadFile(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(spec, []byte(strings.Replace(string(src), "min_memory = 96", "min_memory = 96\n    append     = \"vt.global_cursor_default=0\"", 1)), 0o644)
-	e.mustLoco("run", "--detach", spec)
+	e.MustRun("run", "--detach", spec)
 	for i := 0; i < n; i++ {
-		e.waitReady(name, i, 1)
+		e.WaitReady(name, i, 1)
 	}
-	base, token, err := cluster.APIEndpoint(filepath.Join(e.stateDir, name))
+	base, token, err := cluster.APIEndpoint(filepath.Join(e.StateDir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +122,7 @@ func (g guestEvent) String() string { return fmt.Sprintf("%d/%d/%d", g.Type, g.C
 
 // serialSize marks where new serial output of guest i starts.
 func (c *inputCluster) serialSize(i int) int64 {
-	st, err := os.Stat(filepath.Join(c.guestDir(c.name, i), "serial.log"))
+	st, err := os.Stat(filepath.Join(c.GuestDir(c.name, i), "serial.log"))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -135,7 +131,7 @@ func (c *inputCluster) serialSize(i int) int64 {
 
 // eventsSince parses the input events guest i echoed after offset.
 func (c *inputCluster) eventsSince(i int, offset int64) []guestEvent {
-	b, _ := os.ReadFile(filepath.Join(c.guestDir(c.name, i), "serial.log"))
+	b, _ := os.ReadFile(filepath.Join(c.GuestDir(c.name, i), "serial.log"))
 	if offset > int64(len(b)) {
 		offset = 0
 	}
@@ -253,7 +249,7 @@ func sameEvents(got, want []guestEvent) bool {
 // the guest's resolution as a second, independent witness.
 func (c *inputCluster) vncSize(i int) (int, int) {
 	c.t.Helper()
-	conn, err := net.DialTimeout("unix", filepath.Join(c.guestDir(c.name, i), "vnc.sock"), 5*time.Second)
+	conn, err := net.DialTimeout("unix", filepath.Join(c.GuestDir(c.name, i), "vnc.sock"), 5*time.Second)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -306,12 +302,12 @@ func (c *inputCluster) vgaText(i int) string {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	q, err := qmp.Dial(ctx, filepath.Join(c.guestDir(c.name, i), "qmp.sock"))
+	q, err := qmp.Dial(ctx, filepath.Join(c.GuestDir(c.name, i), "qmp.sock"))
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	defer q.Close()
-	dump := filepath.Join(c.dir, "vga.bin")
+	dump := filepath.Join(c.Dir, "vga.bin")
 	if err := q.Run(ctx, "pmemsave", map[string]any{"val": 0xb8000, "size": 0x8000, "filename": dump}, nil); err != nil {
 		c.t.Fatal(err)
 	}
@@ -331,7 +327,7 @@ func (c *inputCluster) coreQMP(i int, command string) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	q, err := qmp.Dial(ctx, filepath.Join(c.guestDir(c.name, i), "qmp.sock"))
+	q, err := qmp.Dial(ctx, filepath.Join(c.GuestDir(c.name, i), "qmp.sock"))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -567,7 +563,7 @@ func TestInputAPI(t *testing.T) {
 	})
 
 	t.Run("a guest that restarts is reconnected", func(t *testing.T) {
-		pid := c.status(c.spec).Guests[1].PID
+		pid := c.Status(c.spec).Guests[1].PID
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -575,7 +571,7 @@ func TestInputAPI(t *testing.T) {
 		if code != http.StatusConflict {
 			t.Errorf("input to a guest that just died: %d %s", code, body)
 		}
-		c.waitReady(c.name, 1, 2)
+		c.WaitReady(c.name, 1, 2)
 		c.waitInputReady(1)
 		off := c.serialSize(1)
 		c.ok("POST", "/api/instances/1/type", `{"text":"ok"}`)
@@ -585,7 +581,7 @@ func TestInputAPI(t *testing.T) {
 	})
 
 	t.Run("a restarted plugin is reconfigured and delivers", func(t *testing.T) {
-		pid := childNamed(t, c.status(c.spec).LocoPID, "loco-plugin-input-qmp")
+		pid := childNamed(t, c.Status(c.spec).LocoPID, "loco-plugin-input-qmp")
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -602,7 +598,7 @@ func TestInputAPI(t *testing.T) {
 			t.Logf("while the plugin restarts: %d %s", code, body)
 			time.Sleep(200 * time.Millisecond)
 		}
-		if now := childNamed(t, c.status(c.spec).LocoPID, "loco-plugin-input-qmp"); now == pid {
+		if now := childNamed(t, c.Status(c.spec).LocoPID, "loco-plugin-input-qmp"); now == pid {
 			t.Fatalf("the plugin (pid %d) was not restarted", pid)
 		}
 		if got := c.waitEvents(0, off, 2, evKey); !sameEvents(got, expectTyped(t, "a")) {

@@ -35,7 +35,7 @@ func (g *lanGuests) cmd(i int, command string) (string, error) {
 	defer g.mu[i].Unlock()
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		reply, err := testenv.AskAgent(filepath.Join(g.e.guestDir(g.cluster, i), "console.sock"), command, 60*time.Second)
+		reply, err := testenv.AskAgent(filepath.Join(g.e.GuestDir(g.cluster, i), "console.sock"), command, 60*time.Second)
 		if err == nil {
 			return reply, nil
 		}
@@ -121,7 +121,7 @@ func (g *lanGuests) allPairsPing(ips []string, count int, timeout time.Duration)
 // lanStatus asks the running loco's API, as `loco lan status --json` does.
 func (e *e2e) lanStatus(t testing.TB, cl string) sdk.LANStatus {
 	t.Helper()
-	st, err := e.api(t, cl).LANStatus(context.Background())
+	st, err := e.API(t, cl).LANStatus(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func (e *e2e) waitSerial(t testing.TB, cl string, i int, re *regexp.Regexp, want
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		b, _ := os.ReadFile(filepath.Join(e.guestDir(cl, i), "serial.log"))
+		b, _ := os.ReadFile(filepath.Join(e.GuestDir(cl, i), "serial.log"))
 		all := re.FindAllStringSubmatch(string(b), -1)
 		if len(all) >= want {
 			return all[len(all)-1]
@@ -185,23 +185,23 @@ func TestLANSocket(t *testing.T) {
 	}
 	e := newE2E(t)
 	const cl = "lan"
-	spec := e.spec(cl, 3, "  network \"socket\" {}\n")
-	t.Cleanup(func() { e.loco("stop", "--grace", "0s", "--destroy", spec) })
+	spec := e.Spec(cl, 3, "  network \"socket\" {}\n")
+	t.Cleanup(func() { e.Run("stop", "--grace", "0s", "--destroy", spec) })
 	g := &lanGuests{e: e, cluster: cl, mu: make([]sync.Mutex, 3)}
 	ips := []string{"10.87.0.10", "10.87.0.11", "10.87.0.12"}
 
 	boot := time.Now()
-	e.mustLoco("run", "--detach", spec)
+	e.MustRun("run", "--detach", spec)
 	dhcpRe := regexp.MustCompile(`LOCO-DHCP name=\S+ ip=(\S+)`)
 	for i := range ips {
-		e.waitReady(cl, i, 1)
+		e.WaitReady(cl, i, 1)
 		if got := e.waitSerial(t, cl, i, dhcpRe, 1)[1]; got != ips[i] {
 			t.Fatalf("guest %d leased %s, want %s", i, got, ips[i])
 		}
 	}
 	t.Logf("3 guests booted and leased in %s", time.Since(boot).Round(time.Millisecond))
 
-	st := e.status(spec)
+	st := e.Status(spec)
 	macs := make([]string, 3)
 	for i := range macs {
 		macs[i] = strings.TrimPrefix(strings.Fields(g.must(t, i, "info"))[1], "mac=")
@@ -219,9 +219,9 @@ func TestLANSocket(t *testing.T) {
 	})
 
 	// A capture runs through the traffic tests below.
-	capFile := filepath.Join(e.dir, "lan.pcap")
-	capture := exec.Command(e.bin, "lan", "capture", spec, "-w", capFile)
-	capture.Env = append(os.Environ(), "LOCO_STATE_DIR="+e.stateDir)
+	capFile := filepath.Join(e.Dir, "lan.pcap")
+	capture := exec.Command(e.Bin, "lan", "capture", spec, "-w", capFile)
+	capture.Env = append(os.Environ(), "LOCO_STATE_DIR="+e.StateDir)
 	var capErr strings.Builder
 	capture.Stderr = &capErr
 	if err := capture.Start(); err != nil {
@@ -388,7 +388,7 @@ func TestLANSocket(t *testing.T) {
 				}
 			}
 		}
-		out := e.mustLoco("lan", "status", spec)
+		out := e.MustRun("lan", "status", spec)
 		if !strings.Contains(out, "LAN healthy: 3/3 guests reachable") {
 			t.Errorf("loco lan status:\n%s", out)
 		}
@@ -434,10 +434,10 @@ func TestLANSocket(t *testing.T) {
 		if p := childOf(st.LocoPID, "loco-plugin-network-socket"); p == 0 || p == plugin {
 			t.Errorf("plugin pid %d after the kill (was %d)", p, plugin)
 		}
-		st2 := e.status(spec)
+		st2 := e.Status(spec)
 		for i, gs := range st2.Guests {
-			if gs.PID != st.Guests[i].PID || e.readyCount(cl, i) != 1 {
-				t.Errorf("guest %d restarted with the switch: pid %d -> %d, ready %d", i, st.Guests[i].PID, gs.PID, e.readyCount(cl, i))
+			if gs.PID != st.Guests[i].PID || e.ReadyCount(cl, i) != 1 {
+				t.Errorf("guest %d restarted with the switch: pid %d -> %d, ready %d", i, st.Guests[i].PID, gs.PID, e.ReadyCount(cl, i))
 			}
 		}
 	})
@@ -464,7 +464,7 @@ func TestLANSocket(t *testing.T) {
 		if lan.Healthy || !lan.Ports[0].Reachable || !lan.Ports[1].Reachable {
 			t.Errorf("with guest 2 frozen: %+v", lan)
 		}
-		if out := e.mustLoco("lan", "status", spec); !strings.Contains(out, "LAN UNHEALTHY: 2/3 guests reachable") {
+		if out := e.MustRun("lan", "status", spec); !strings.Contains(out, "LAN UNHEALTHY: 2/3 guests reachable") {
 			t.Errorf("loco lan status:\n%s", out)
 		}
 		syscall.Kill(pid, syscall.SIGCONT)
@@ -482,7 +482,7 @@ func TestLANSocket(t *testing.T) {
 		if err := syscall.Kill(st.Guests[1].PID, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		e.waitReady(cl, 1, 2)
+		e.WaitReady(cl, 1, 2)
 		if got := e.waitSerial(t, cl, 1, dhcpRe, 2)[1]; got != ips[1] {
 			t.Fatalf("after its restart guest 1 leased %s, want %s", got, ips[1])
 		}
@@ -492,16 +492,16 @@ func TestLANSocket(t *testing.T) {
 	})
 
 	t.Run("stop and run: every guest gets its address again", func(t *testing.T) {
-		e.mustLoco("stop", "--grace", "5s", spec)
+		e.MustRun("stop", "--grace", "5s", spec)
 		ready, leases := make([]int, 3), make([]int, 3)
 		for i := range ready {
-			ready[i] = e.readyCount(cl, i)
-			b, _ := os.ReadFile(filepath.Join(e.guestDir(cl, i), "serial.log"))
+			ready[i] = e.ReadyCount(cl, i)
+			b, _ := os.ReadFile(filepath.Join(e.GuestDir(cl, i), "serial.log"))
 			leases[i] = len(dhcpRe.FindAllString(string(b), -1))
 		}
-		e.mustLoco("run", "--detach", spec)
+		e.MustRun("run", "--detach", spec)
 		for i := range ips {
-			e.waitReady(cl, i, ready[i]+1)
+			e.WaitReady(cl, i, ready[i]+1)
 			if got := e.waitSerial(t, cl, i, dhcpRe, leases[i]+1)[1]; got != ips[i] {
 				t.Errorf("after stop and run guest %d leased %s, want %s", i, got, ips[i])
 			}

@@ -102,8 +102,8 @@ func (r toolResult) text() string {
 
 // testMCP runs `loco mcp` against the running cluster of TestInputAPI.
 func testMCP(t *testing.T, c *inputCluster) {
-	cmd := exec.Command(c.bin, "mcp", c.spec)
-	cmd.Env = append(os.Environ(), "LOCO_STATE_DIR="+c.stateDir, "XDG_CACHE_HOME="+filepath.Join(c.dir, "cache"))
+	cmd := exec.Command(c.Bin, "mcp", c.spec)
+	cmd.Env = append(os.Environ(), "LOCO_STATE_DIR="+c.StateDir, "XDG_CACHE_HOME="+filepath.Join(c.Dir, "cache"))
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	var stderr bytes.Buffer

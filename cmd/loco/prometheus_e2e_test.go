@@ -36,11 +36,11 @@ func TestPrometheusScrapesTheCluster(t *testing.T) {
 	if !withInput || !withLAN {
 		t.Fatal("the tree lacks plugins/input-qmp or plugins/network-socket")
 	}
-	e.mustLoco("run", "--detach", spec)
+	e.MustRun("run", "--detach", spec)
 	for i := 0; i < 2; i++ {
-		e.waitReady("prom", i, 1)
+		e.WaitReady("prom", i, 1)
 	}
-	base, tok, err := cluster.APIEndpoint(filepath.Join(e.stateDir, "prom"))
+	base, tok, err := cluster.APIEndpoint(filepath.Join(e.StateDir, "prom"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,42 +18,42 @@ import (
 // the guests down, keeps their disks and exits 0.
 func TestForegroundRunAndLogs(t *testing.T) {
 	e := newE2E(t)
-	spec := e.spec("fg", 1, "")
-	cmd := exec.Command(e.bin, "run", spec)
-	cmd.Env = append(os.Environ(), "LOCO_STATE_DIR="+e.stateDir, "XDG_CACHE_HOME="+filepath.Join(e.dir, "cache"))
+	spec := e.Spec("fg", 1, "")
+	cmd := exec.Command(e.Bin, "run", spec)
+	cmd.Env = append(os.Environ(), "LOCO_STATE_DIR="+e.StateDir, "XDG_CACHE_HOME="+filepath.Join(e.Dir, "cache"))
 	var out testenv.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	e.waitReady("fg", 0, 1)
+	e.WaitReady("fg", 0, 1)
 	if !regexp.MustCompile(`fg-0\s+running`).MatchString(out.String()) {
 		t.Errorf("no status table with the running guest:\n%s", out.String())
 	}
 
-	logs := e.mustLoco("logs", "fg-0")
+	logs := e.MustRun("logs", "fg-0")
 	if !strings.Contains(logs, "LOCO-READY name=fg-0") {
 		t.Errorf("loco logs fg-0:\n%s", logs)
 	}
 	// The guest is still booting and its log grows: the later read must
 	// begin with the earlier one.
-	if byIndex := e.mustLoco("logs", "--cluster", "fg", "0"); !strings.HasPrefix(byIndex, logs) {
+	if byIndex := e.MustRun("logs", "--cluster", "fg", "0"); !strings.HasPrefix(byIndex, logs) {
 		t.Errorf("logs by index are not the logs by name (and what came since):\nby name:\n%s\nby index:\n%s", logs, byIndex)
 	}
-	if _, errOut, code := e.loco("logs", "fg-7"); code == 0 || !strings.Contains(errOut, "no instance 7") {
+	if _, errOut, code := e.Run("logs", "fg-7"); code == 0 || !strings.Contains(errOut, "no instance 7") {
 		t.Errorf("logs of a missing guest: exit %d, %s", code, errOut)
 	}
 
 	// The power button is the third input device the agent opens (after
 	// keyboard and mouse); READY is printed before the agent starts.
-	serial := filepath.Join(e.guestDir("fg", 0), "serial.log")
+	serial := filepath.Join(e.GuestDir("fg", 0), "serial.log")
 	for deadline := time.Now().Add(time.Minute); strings.Count(string(must(os.ReadFile(serial))), "LOCO-AGENT input") < 3; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the agent did not open three input devices:\n%s", must(os.ReadFile(serial)))
 		}
 	}
-	pid := e.status(spec).Guests[0].PID
+	pid := e.Status(spec).Guests[0].PID
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestForegroundRunAndLogs(t *testing.T) {
 	if !strings.Contains(string(must(os.ReadFile(serial))), "LOCO-POWEROFF") {
 		t.Error("the guest was not powered down through ACPI")
 	}
-	if _, err := os.Stat(filepath.Join(e.guestDir("fg", 0), "disk.qcow2")); err != nil {
+	if _, err := os.Stat(filepath.Join(e.GuestDir("fg", 0), "disk.qcow2")); err != nil {
 		t.Errorf("disk lost: %v", err)
 	}
 }
@@ -96,13 +96,13 @@ func must[T any](v T, err error) T {
 // killed it outright: either way the guest ran on with nobody watching.
 func TestRunSurvivesItsOutput(t *testing.T) {
 	e := newE2E(t)
-	spec := e.spec("pipe", 1, "")
+	spec := e.Spec("pipe", 1, "")
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(e.bin, "run", spec)
-	cmd.Env = append(os.Environ(), "LOCO_STATE_DIR="+e.stateDir, "XDG_CACHE_HOME="+filepath.Join(e.dir, "cache"))
+	cmd := exec.Command(e.Bin, "run", spec)
+	cmd.Env = append(os.Environ(), "LOCO_STATE_DIR="+e.StateDir, "XDG_CACHE_HOME="+filepath.Join(e.Dir, "cache"))
 	cmd.Stdout, cmd.Stderr = w, w
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -129,13 +129,13 @@ func TestRunSurvivesItsOutput(t *testing.T) {
 		select {
 		case err := <-done:
 			done <- err
-			t.Fatalf("loco run died with its reader (%v); guests: %+v", err, e.status(spec).Guests)
+			t.Fatalf("loco run died with its reader (%v); guests: %+v", err, e.Status(spec).Guests)
 		default:
 		}
-		return e.readyCount("pipe", 0) >= 1
+		return e.ReadyCount("pipe", 0) >= 1
 	})
 	t.Logf("the guest booted %v after the reader left, under a loco that kept running", booted.Round(time.Millisecond))
-	st := e.status(spec)
+	st := e.Status(spec)
 	if len(st.Guests) != 1 || !st.Guests[0].Running {
 		t.Fatalf("status after the reader left: %+v", st)
 	}
@@ -145,7 +145,7 @@ func TestRunSurvivesItsOutput(t *testing.T) {
 	guest := st.Guests[0].PID
 	// The agent listens to the power button once it has opened its third
 	// input device (see TestForegroundRunAndLogs).
-	serial := filepath.Join(e.guestDir("pipe", 0), "serial.log")
+	serial := filepath.Join(e.GuestDir("pipe", 0), "serial.log")
 	for deadline := time.Now().Add(time.Minute); strings.Count(string(must(os.ReadFile(serial))), "LOCO-AGENT input") < 3; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the agent did not open three input devices:\n%s", must(os.ReadFile(serial)))

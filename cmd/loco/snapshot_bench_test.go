@@ -14,12 +14,13 @@ import (
 	"github.com/locolan/loco/core/cluster"
 	"github.com/locolan/loco/internal/proc"
 	"github.com/locolan/loco/internal/testenv"
+	"github.com/locolan/loco/internal/testenv/locorun"
 )
 
 // allReachable says whether the LAN switch's prober gets an answer from
 // every one of n guests: the switch's own view of "on the LAN".
 func (e *e2e) allReachable(cl string, n int) bool {
-	base, tok, err := cluster.APIEndpoint(filepath.Join(e.stateDir, cl))
+	base, tok, err := cluster.APIEndpoint(filepath.Join(e.StateDir, cl))
 	if err != nil {
 		return false
 	}
@@ -39,7 +40,7 @@ func (e *e2e) allReachable(cl string, n int) bool {
 // then until every guest answered on the LAN.
 func (e *e2e) untilReachable(b *testing.B, cl string, n int, args ...string) time.Duration {
 	start := time.Now()
-	if out, errOut, code := e.loco(args...); code != 0 {
+	if out, errOut, code := e.Run(args...); code != 0 {
 		b.Fatalf("loco %v: %s%s", args, out, errOut)
 	}
 	for !e.allReachable(cl, n) {
@@ -52,7 +53,7 @@ func (e *e2e) untilReachable(b *testing.B, cl string, n int, args ...string) tim
 }
 
 func (e *e2e) guestRSS(b *testing.B, spec string) (total int64) {
-	for _, g := range e.status(spec).Guests {
+	for _, g := range e.Status(spec).Guests {
 		st, err := proc.Read(g.PID)
 		if err != nil {
 			b.Fatal(err)
@@ -72,47 +73,47 @@ func (e *e2e) guestRSS(b *testing.B, spec string) (total int64) {
 func BenchmarkWarmStart(b *testing.B) {
 	for _, n := range []int{3, 9} {
 		b.Run(fmt.Sprintf("guests=%d", n), func(b *testing.B) {
-			e := &e2e{t: b, bin: filepath.Join(testenv.Binaries(b), "loco"), guest: testenv.TestGuest(b)}
+			e := &e2e{&locorun.Harness{T: b, Bin: filepath.Join(testenv.Binaries(b), "loco"), Guest: testenv.TestGuest(b)}}
 			var cold, warm, save time.Duration
 			var state, growth, rssCold, rssWarm int64
 			b.ResetTimer() // ns/op is the warm start alone
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
-				e.dir = testenv.ShortTempDir(b)
-				e.stateDir = filepath.Join(e.dir, "state")
-				e.specs = nil
-				spec := e.snapshotSpec("bench", n, 96, filepath.Join(e.guest, "base.qcow2"), "")
-				e.loco("plan", spec) // warms the accelerator probe's cache; not timed
+				e.Dir = testenv.ShortTempDir(b)
+				e.StateDir = filepath.Join(e.Dir, "state")
+				e.Specs = nil
+				spec := e.snapshotSpec("bench", n, 96, filepath.Join(e.Guest, "base.qcow2"), "")
+				e.Run("plan", spec) // warms the accelerator probe's cache; not timed
 				cold += e.untilReachable(b, "bench", n, "run", "--detach", spec)
 				for g := 0; g < n; g++ {
 					// Settled: the agent is up (it starts after READY).
-					for !regexp.MustCompile(`LOCO-AGENT control`).Match(must(os.ReadFile(filepath.Join(e.guestDir("bench", g), "serial.log")))) {
+					for !regexp.MustCompile(`LOCO-AGENT control`).Match(must(os.ReadFile(filepath.Join(e.GuestDir("bench", g), "serial.log")))) {
 						time.Sleep(100 * time.Millisecond)
 					}
 				}
 				rssCold += e.guestRSS(b, spec) / int64(n)
 				before := overlayBytes(b, e, n)
 				start := time.Now()
-				out := e.mustLoco("snapshot", "save", spec, "--name", "bench")
+				out := e.MustRun("snapshot", "save", spec, "--name", "bench")
 				save += time.Since(start)
 				growth += (overlayBytes(b, e, n) - before) / int64(n)
 				b.Logf("save:\n%s", out)
 				var list []cluster.SnapshotSummary
-				if err := json.Unmarshal([]byte(e.mustLoco("snapshot", "list", "--json", spec)), &list); err != nil || len(list) != 1 {
+				if err := json.Unmarshal([]byte(e.MustRun("snapshot", "list", "--json", spec)), &list); err != nil || len(list) != 1 {
 					b.Fatalf("snapshot list: %v %+v", err, list)
 				}
 				state += list[0].Bytes / int64(n)
-				e.mustLoco("stop", "--grace", "0s", spec)
+				e.MustRun("stop", "--grace", "0s", spec)
 				b.StartTimer()
 				warm += e.untilReachable(b, "bench", n, "run", "--detach", "--from", "bench", spec)
 				b.StopTimer()
 				rssWarm += e.guestRSS(b, spec) / int64(n)
 				for g := 0; g < n; g++ {
-					if c := e.readyCount("bench", g); c != 1 {
+					if c := e.ReadyCount("bench", g); c != 1 {
 						b.Errorf("guest %d booted again (%d LOCO-READY)", g, c)
 					}
 				}
-				e.loco("stop", "--grace", "0s", "--destroy", spec)
+				e.Run("stop", "--grace", "0s", "--destroy", spec)
 			}
 			N := float64(b.N)
 			b.ReportMetric(warm.Seconds()/N, "s/warm-reachable")
@@ -129,7 +130,7 @@ func BenchmarkWarmStart(b *testing.B) {
 
 func overlayBytes(b *testing.B, e *e2e, n int) (total int64) {
 	for g := 0; g < n; g++ {
-		st, err := os.Stat(filepath.Join(e.guestDir("bench", g), "disk.qcow2"))
+		st, err := os.Stat(filepath.Join(e.GuestDir("bench", g), "disk.qcow2"))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,7 +22,7 @@ import (
 // the base disk (so a test may swap the base without touching the shared
 // one) and returns the spec's path.
 func (e *e2e) snapshotSpec(name string, n, memMiB int, base, extra string) string {
-	path := filepath.Join(e.dir, name+".hcl")
+	path := filepath.Join(e.Dir, name+".hcl")
 	src := fmt.Sprintf(`cluster %q {
   instances = %d
   image {
@@ -47,13 +46,11 @@ func (e *e2e) snapshotSpec(name string, n, memMiB int, base, extra string) strin
     listen = "127.0.0.1:0"
   }
 %s}
-`, name, n, filepath.Join(e.guest, "vmlinuz"), filepath.Join(e.guest, "initrd.img"), base, memMiB, extra)
+`, name, n, filepath.Join(e.Guest, "vmlinuz"), filepath.Join(e.Guest, "initrd.img"), base, memMiB, extra)
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
-	if !slices.Contains(e.specs, path) {
-		e.specs = append(e.specs, path)
-	}
+	e.Track(path)
 	return path
 }
 
@@ -79,26 +76,26 @@ func copyFile(t testing.TB, src, dst string) {
 // cornerLit says whether the test agent's F9 marker (a white block in the
 // bottom-right fifth of an 800x600 screen) is on guest i's screen.
 func (e *e2e) cornerLit(cl string, i int) bool {
-	e.t.Helper()
+	e.T.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := qmp.Dial(ctx, filepath.Join(e.guestDir(cl, i), "qmp.sock"))
+	c, err := qmp.Dial(ctx, filepath.Join(e.GuestDir(cl, i), "qmp.sock"))
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	defer c.Close()
-	path := filepath.Join(e.dir, fmt.Sprintf("screen-%d.ppm", i))
+	path := filepath.Join(e.Dir, fmt.Sprintf("screen-%d.ppm", i))
 	if err := c.Screendump(ctx, path, "ppm"); err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	// P6 <w> <h> <max>\n then RGB.
 	f := bytes.Fields(b[:min(len(b), 32)])
 	if len(f) < 4 || string(f[0]) != "P6" {
-		e.t.Fatalf("screendump is not a P6 PPM: %q", b[:min(len(b), 16)])
+		e.T.Fatalf("screendump is not a P6 PPM: %q", b[:min(len(b), 16)])
 	}
 	w, _ := strconv.Atoi(string(f[1]))
 	h, _ := strconv.Atoi(string(f[2]))
@@ -114,16 +111,16 @@ func (e *e2e) cornerLit(cl string, i int) bool {
 }
 
 func (e *e2e) pressKey(cl string, i int, key string) {
-	e.t.Helper()
+	e.T.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := qmp.Dial(ctx, filepath.Join(e.guestDir(cl, i), "qmp.sock"))
+	c, err := qmp.Dial(ctx, filepath.Join(e.GuestDir(cl, i), "qmp.sock"))
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	defer c.Close()
 	if err := c.Run(ctx, "send-key", map[string]any{"keys": []map[string]string{{"type": "qcode", "data": key}}}, nil); err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 }
 
@@ -165,13 +162,13 @@ var clockStepRe = regexp.MustCompile(`LOCO-CLOCK stepped ([+-][0-9.]+)s`)
 func TestSnapshotWarmStart(t *testing.T) {
 	const n = 3
 	e := newE2E(t)
-	base := filepath.Join(e.dir, "base.qcow2")
-	copyFile(t, filepath.Join(e.guest, "base.qcow2"), base)
+	base := filepath.Join(e.Dir, "base.qcow2")
+	copyFile(t, filepath.Join(e.Guest, "base.qcow2"), base)
 	spec := e.snapshotSpec("warm", n, 96, base, "")
 
-	e.mustLoco("run", "--detach", spec)
+	e.MustRun("run", "--detach", spec)
 	for i := 0; i < n; i++ {
-		e.waitReady("warm", i, 1)
+		e.WaitReady("warm", i, 1)
 	}
 	g := &lanGuests{e: e, cluster: "warm", mu: make([]sync.Mutex, n)}
 	ips := make([]string, n)
@@ -189,7 +186,7 @@ func TestSnapshotWarmStart(t *testing.T) {
 		}
 	}
 
-	out := e.mustLoco("snapshot", "save", spec, "--name", "lan")
+	out := e.MustRun("snapshot", "save", spec, "--name", "lan")
 	t.Logf("snapshot save:\n%s", out)
 	for i := 0; i < n; i++ {
 		if !regexp.MustCompile(fmt.Sprintf(`(?m)^warm-%d: saved in [0-9.]+ s \([0-9.]+ MiB`, i)).MatchString(out) {
@@ -201,19 +198,19 @@ func TestSnapshotWarmStart(t *testing.T) {
 	for i := 0; i < n; i++ {
 		g.must(t, i, "disk-write after-save-"+strconv.Itoa(i))
 	}
-	list := e.mustLoco("snapshot", "list", spec)
+	list := e.MustRun("snapshot", "list", spec)
 	if !regexp.MustCompile(`(?m)^lan\s+3\s+[0-9.]+ MiB\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+` + regexp.QuoteMeta(base)).MatchString(list) {
 		t.Errorf("snapshot list:\n%s", list)
 	}
-	e.mustLoco("stop", spec)
-	if list2 := e.mustLoco("snapshot", "list", spec); list2 != list {
+	e.MustRun("stop", spec)
+	if list2 := e.MustRun("snapshot", "list", spec); list2 != list {
 		t.Errorf("the snapshot did not survive loco stop: before\n%s\nafter\n%s", list, list2)
 	}
 
 	// Long enough for a restored guest's clock to be visibly wrong.
 	time.Sleep(6 * time.Second)
 	start := time.Now()
-	out = e.mustLoco("run", "--detach", "--from", "lan", spec)
+	out = e.MustRun("run", "--detach", "--from", "lan", spec)
 	runTook := time.Since(start)
 	for i := 0; i < n; i++ {
 		if !strings.Contains(out, fmt.Sprintf("guest warm-%d: restored from snapshot \"lan\"", i)) {
@@ -276,7 +273,7 @@ func TestSnapshotWarmStart(t *testing.T) {
 		// The step is also on the serial log: a restored guest's serial
 		// console still carries what the guest writes.
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-			b, _ := os.ReadFile(filepath.Join(e.guestDir("warm", i), "serial.log"))
+			b, _ := os.ReadFile(filepath.Join(e.GuestDir("warm", i), "serial.log"))
 			if steps := clockStepRe.FindAllStringSubmatch(string(b), -1); len(steps) > 0 {
 				if last, _ := strconv.ParseFloat(steps[len(steps)-1][1], 64); last >= gap.Seconds()-3 {
 					break
@@ -291,44 +288,44 @@ func TestSnapshotWarmStart(t *testing.T) {
 	// Nothing booted a second time.
 	time.Sleep(2 * time.Second)
 	for i := 0; i < n; i++ {
-		if c := e.readyCount("warm", i); c != 1 {
+		if c := e.ReadyCount("warm", i); c != 1 {
 			t.Errorf("guest %d printed LOCO-READY %d times: it booted instead of being restored", i, c)
 		}
 	}
 	// A second snapshot of the running guests, deleted over QMP while they
 	// run; the first one stays.
-	e.mustLoco("snapshot", "save", spec, "--name", "tmp")
-	if out := e.mustLoco("snapshot", "delete", spec, "tmp"); !strings.Contains(out, `snapshot "tmp" deleted`) {
+	e.MustRun("snapshot", "save", spec, "--name", "tmp")
+	if out := e.MustRun("snapshot", "delete", spec, "tmp"); !strings.Contains(out, `snapshot "tmp" deleted`) {
 		t.Errorf("delete: %s", out)
 	}
-	if list := e.mustLoco("snapshot", "list", spec); regexp.MustCompile(`(?m)^tmp\s`).MatchString(list) || !regexp.MustCompile(`(?m)^lan\s`).MatchString(list) {
+	if list := e.MustRun("snapshot", "list", spec); regexp.MustCompile(`(?m)^tmp\s`).MatchString(list) || !regexp.MustCompile(`(?m)^lan\s`).MatchString(list) {
 		t.Errorf("list after deleting tmp:\n%s", list)
 	}
 	for i := 0; i < n; i++ {
-		out, err := exec.Command("qemu-img", "snapshot", "-U", "-l", filepath.Join(e.guestDir("warm", i), "disk.qcow2")).CombinedOutput()
+		out, err := exec.Command("qemu-img", "snapshot", "-U", "-l", filepath.Join(e.GuestDir("warm", i), "disk.qcow2")).CombinedOutput()
 		if err != nil || regexp.MustCompile(`\stmp\s`).Match(out) || !regexp.MustCompile(`\slan\s`).Match(out) {
 			t.Errorf("guest %d overlay after deleting tmp: %v\n%s", i, err, out)
 		}
 	}
-	e.mustLoco("stop", "--grace", "0s", spec)
+	e.MustRun("stop", "--grace", "0s", spec)
 
 	// Refused: another hardware profile.
 	other := e.snapshotSpec("warm", n, 112, base, "")
-	_, errOut, code := e.loco("run", "--detach", "--from", "lan", other)
+	_, errOut, code := e.Run("run", "--detach", "--from", "lan", other)
 	if code == 0 || !strings.Contains(errOut, "snapshot refused") || !strings.Contains(errOut, "hardware profile: then -m 96; now -m 112") {
 		t.Errorf("another hardware profile: exit %d, %s", code, errOut)
 	}
 	// Refused: another base image.
-	otherBase := filepath.Join(e.dir, "other.qcow2")
+	otherBase := filepath.Join(e.Dir, "other.qcow2")
 	if b, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", otherBase, "128M").CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img create: %v %s", err, b)
 	}
 	other = e.snapshotSpec("warm", n, 96, otherBase, "")
-	_, errOut, code = e.loco("run", "--detach", "--from", "lan", other)
+	_, errOut, code = e.Run("run", "--detach", "--from", "lan", other)
 	if code == 0 || !strings.Contains(errOut, "saved against another image: disk "+otherBase+" is not the file") {
 		t.Errorf("another base image: exit %d, %s", code, errOut)
 	}
-	for _, gs := range e.status(spec).Guests {
+	for _, gs := range e.Status(spec).Guests {
 		if gs.Running {
 			t.Errorf("guest %s runs after a refused restore", gs.Name)
 		}
@@ -337,29 +334,29 @@ func TestSnapshotWarmStart(t *testing.T) {
 	// Fallback: guest 1's saved memory is corrupt, guest 2's state is gone;
 	// guest 0 is still restored.
 	e.snapshotSpec("warm", n, 96, base, "")
-	corruptVMState(t, filepath.Join(e.guestDir("warm", 1), "disk.qcow2"))
-	if b, err := exec.Command("qemu-img", "snapshot", "-d", "lan", filepath.Join(e.guestDir("warm", 2), "disk.qcow2")).CombinedOutput(); err != nil {
+	corruptVMState(t, filepath.Join(e.GuestDir("warm", 1), "disk.qcow2"))
+	if b, err := exec.Command("qemu-img", "snapshot", "-d", "lan", filepath.Join(e.GuestDir("warm", 2), "disk.qcow2")).CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img snapshot -d: %v %s", err, b)
 	}
-	out = e.mustLoco("run", "--detach", "--from", "lan", spec)
+	out = e.MustRun("run", "--detach", "--from", "lan", spec)
 	for _, want := range []string{`guest warm-0: restored from snapshot "lan"`, `guest warm-1: cold boot: restoring snapshot "lan" failed`,
-		`guest warm-2: cold boot: its overlay ` + filepath.Join(e.guestDir("warm", 2), "disk.qcow2") + ` no longer holds snapshot "lan"`} {
+		`guest warm-2: cold boot: its overlay ` + filepath.Join(e.GuestDir("warm", 2), "disk.qcow2") + ` no longer holds snapshot "lan"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("run --from with a corrupt and a missing state does not say %q:\n%s", want, out)
 		}
 	}
-	e.waitReady("warm", 1, 2)
-	e.waitReady("warm", 2, 2)
-	if c := e.readyCount("warm", 0); c != 1 {
+	e.WaitReady("warm", 1, 2)
+	e.WaitReady("warm", 2, 2)
+	if c := e.ReadyCount("warm", 0); c != 1 {
 		t.Errorf("guest 0 booted (%d LOCO-READY) although its state was fine", c)
 	}
 
 	// Destroy takes the snapshots with the overlays.
-	e.mustLoco("stop", "--grace", "0s", "--destroy", spec)
-	if _, err := os.Stat(filepath.Join(e.stateDir, "warm", "snapshots")); !os.IsNotExist(err) {
+	e.MustRun("stop", "--grace", "0s", "--destroy", spec)
+	if _, err := os.Stat(filepath.Join(e.StateDir, "warm", "snapshots")); !os.IsNotExist(err) {
 		t.Errorf("snapshot records survive stop --destroy: %v", err)
 	}
-	if list := e.mustLoco("snapshot", "list", spec); !strings.Contains(list, "no snapshots") {
+	if list := e.MustRun("snapshot", "list", spec); !strings.Contains(list, "no snapshots") {
 		t.Errorf("after stop --destroy: %s", list)
 	}
 }

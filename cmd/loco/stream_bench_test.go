@@ -16,6 +16,7 @@ import (
 	"github.com/locolan/loco/core/cluster"
 	"github.com/locolan/loco/internal/proc"
 	"github.com/locolan/loco/internal/testenv"
+	"github.com/locolan/loco/internal/testenv/locorun"
 )
 
 // markerProbe runs in the page: it watches a source (a <video> through
@@ -156,15 +157,15 @@ func BenchmarkGlassToGlass(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		dir := testenv.ShortTempDir(b)
-		e := &e2e{t: b, bin: filepath.Join(testenv.Binaries(b), "loco"), guest: testenv.TestGuest(b), dir: dir, stateDir: filepath.Join(dir, "state")}
+		e := &e2e{&locorun.Harness{T: b, Bin: filepath.Join(testenv.Binaries(b), "loco"), Guest: testenv.TestGuest(b), Dir: dir, StateDir: filepath.Join(dir, "state")}}
 		spec, withInput, _ := e.streamSpec("bench", 1, "")
 		if !withInput {
 			b.Skip("needs the input plugin (plugins/input-qmp)")
 		}
-		b.Cleanup(func() { e.loco("stop", "--grace", "0s", "--destroy", spec) })
-		e.mustLoco("run", "--detach", spec)
-		e.waitReady("bench", 0, 1)
-		base, tok, err := cluster.APIEndpoint(filepath.Join(e.stateDir, "bench"))
+		b.Cleanup(func() { e.Run("stop", "--grace", "0s", "--destroy", spec) })
+		e.MustRun("run", "--detach", spec)
+		e.WaitReady("bench", 0, 1)
+		base, tok, err := cluster.APIEndpoint(filepath.Join(e.StateDir, "bench"))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -193,9 +194,9 @@ func BenchmarkGlassToGlass(b *testing.B) {
 		// noVNC on the same guest: websockify serves noVNC's files and
 		// bridges its WebSocket to the guest's VNC unix socket.
 		port := freePort(b)
-		ws := exec.Command("websockify", "--web", "/usr/share/novnc", "--unix-target", filepath.Join(e.guestDir("bench", 0), "vnc.sock"),
+		ws := exec.Command("websockify", "--web", "/usr/share/novnc", "--unix-target", filepath.Join(e.GuestDir("bench", 0), "vnc.sock"),
 			fmt.Sprintf("127.0.0.1:%d", port))
-		wsLog, _ := os.Create(filepath.Join(e.dir, "websockify.log"))
+		wsLog, _ := os.Create(filepath.Join(e.Dir, "websockify.log"))
 		ws.Stdout, ws.Stderr = wsLog, wsLog
 		if err := ws.Start(); err != nil {
 			b.Fatalf("websockify (Debian package websockify): %v", err)
@@ -230,7 +231,7 @@ func BenchmarkGlassToGlass(b *testing.B) {
 
 		// CPU and bitrate of one stream, static and moving (F10 toggles
 		// the test guest's full-screen text animation).
-		st := e.status(spec)
+		st := e.Status(spec)
 		pid := childPID(b, st.LocoPID, "loco-plugin-stream-webrtc")
 		static := measureStream(b, base, tok, pid, 10*time.Second)
 		pageEval[bool](b, ctx, `(loco.focused.input.send({key:{qcode:'f10',down:true}}), loco.focused.input.send({key:{qcode:'f10',down:false}}), true)`)
@@ -245,7 +246,7 @@ func BenchmarkGlassToGlass(b *testing.B) {
 		b.ReportMetric(static.kbps, "static-kbit/s")
 		b.ReportMetric(moving.cpu, "moving-cpu-%")
 		b.ReportMetric(moving.kbps, "moving-kbit/s")
-		e.loco("stop", "--grace", "0s", "--destroy", spec)
+		e.Run("stop", "--grace", "0s", "--destroy", spec)
 	}
 }
 

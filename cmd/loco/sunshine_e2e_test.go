@@ -83,7 +83,7 @@ func TestSunshineWindows(t *testing.T) {
 		t.Skip("boots two guests")
 	}
 	e := newE2E(t)
-	standin := filepath.Join(e.dir, "sunshine-standin")
+	standin := filepath.Join(e.Dir, "sunshine-standin")
 	if out, err := exec.Command("go", "build", "-o", standin, filepath.Join(testenv.RepoRoot(), "plugins", "stream-sunshine", "standin")).CombinedOutput(); err != nil {
 		t.Fatalf("building the stand-in: %v\n%s", err, out)
 	}
@@ -96,11 +96,11 @@ func TestSunshineWindows(t *testing.T) {
 	src, _ := os.ReadFile(spec)
 	s := strings.Replace(string(src), `stream "webrtc" {`, fmt.Sprintf("stream \"sunshine\" {\n    binary = %q\n    address = \"192.0.2.9\"\n    base_port = %d\n    display_base = %d", standin, basePort, displayBase), 1)
 	os.WriteFile(spec, []byte(s), 0o644)
-	e.mustLoco("run", "--detach", spec)
+	e.MustRun("run", "--detach", spec)
 	for i := 0; i < 2; i++ {
-		e.waitReady("sun", i, 1)
+		e.WaitReady("sun", i, 1)
 	}
-	base, tok, err := cluster.APIEndpoint(filepath.Join(e.stateDir, "sun"))
+	base, tok, err := cluster.APIEndpoint(filepath.Join(e.StateDir, "sun"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestSunshineWindows(t *testing.T) {
 		t.Fatalf("pairing: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	if pins, _ := os.ReadFile(filepath.Join(e.guestDir("sun", 1), "sunshine", "standin-pins")); strings.TrimSpace(string(pins)) != "2468 handheld" {
+	if pins, _ := os.ReadFile(filepath.Join(e.GuestDir("sun", 1), "sunshine", "standin-pins")); strings.TrimSpace(string(pins)) != "2468 handheld" {
 		t.Errorf("guest 1's Sunshine got %q", pins)
 	}
 

@@ -16,18 +16,18 @@ import (
 func TestValidateExampleConfigs(t *testing.T) {
 	e := newE2E(t)
 	root := testenv.RepoRoot()
-	disk := filepath.Join(e.dir, "win98.qcow2")
+	disk := filepath.Join(e.Dir, "win98.qcow2")
 	os.WriteFile(disk, nil, 0o644)
 	for _, args := range [][]string{
 		{"validate", filepath.Join(root, "configs", "demo.hcl")},
 		{"validate", "--var", "win98_disk=" + disk, filepath.Join(root, "configs", "lego-loco.hcl")},
 	} {
-		if out, errOut, code := e.loco(args...); code != 0 || !strings.Contains(out, "is valid") {
+		if out, errOut, code := e.Run(args...); code != 0 || !strings.Contains(out, "is valid") {
 			t.Errorf("loco %v: exit %d\n%s%s", args, code, out, errOut)
 		}
 	}
 	// Without the disk variable, the message says how to set it.
-	_, errOut, code := e.loco("validate", filepath.Join(root, "configs", "lego-loco.hcl"))
+	_, errOut, code := e.Run("validate", filepath.Join(root, "configs", "lego-loco.hcl"))
 	if code != 1 || !strings.Contains(errOut, "-var win98_disk=VALUE") {
 		t.Errorf("exit %d, stderr:\n%s", code, errOut)
 	}
@@ -87,11 +87,11 @@ func TestValidatePluginBlocks(t *testing.T) {
 	os.Setenv("LOCO_PLUGIN_PATH", pluginDir)
 	t.Cleanup(func() { os.Unsetenv("LOCO_PLUGIN_PATH") })
 
-	good := e.spec("docs", 2, "  network \"mcast\" {\n    port = 12345\n  }\n")
-	if out, errOut, code := e.loco("validate", good); code != 0 {
+	good := e.Spec("docs", 2, "  network \"mcast\" {\n    port = 12345\n  }\n")
+	if out, errOut, code := e.Run("validate", good); code != 0 {
 		t.Fatalf("exit %d: %s%s", code, out, errOut)
 	}
-	out := e.mustLoco("plan", good)
+	out := e.MustRun("plan", good)
 	if !strings.Contains(out, "socket,id=net0,mcast=230.0.0.1:12345,localaddr=127.0.0.1") || !strings.Contains(out, "-device e1000,netdev=net0,mac=") {
 		t.Errorf("plan lacks the plugin's netdev or the NIC:\n%s", out)
 	}
@@ -111,22 +111,22 @@ func TestValidatePluginBlocks(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			path := e.spec("bad", 1, tc.body)
-			_, errOut, code := e.loco("validate", path)
+			path := e.Spec("bad", 1, tc.body)
+			_, errOut, code := e.Run("validate", path)
 			if code != 1 || !strings.Contains(errOut, path+tc.want) {
 				t.Errorf("exit %d; want %q in stderr:\n%s", code, path+tc.want, errOut)
 			}
 		})
 	}
 	t.Run("unknown plugin lists the plugins found", func(t *testing.T) {
-		_, errOut, _ := e.loco("validate", e.spec("bad", 1, "  network \"sockit\" {\n  }\n"))
+		_, errOut, _ := e.Run("validate", e.Spec("bad", 1, "  network \"sockit\" {\n  }\n"))
 		// The plugins built next to loco are found too.
 		if !regexp.MustCompile(`Plugins found: .*network "mcast"`).MatchString(errOut) {
 			t.Errorf("stderr:\n%s", errOut)
 		}
 	})
 	t.Run("plugins command", func(t *testing.T) {
-		out := e.mustLoco("plugins")
+		out := e.MustRun("plugins")
 		if !regexp.MustCompile(`network\s+mcast\s+1\.0\.0\s+1\s+\S+loco-plugin-network-mcast\s+ok`).MatchString(out) {
 			t.Errorf("loco plugins:\n%s", out)
 		}
@@ -154,7 +154,7 @@ func TestValidateCatchesWhatRunWouldHit(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			path := e.spec("bad", 1, tc.extra)
+			path := e.Spec("bad", 1, tc.extra)
 			src := string(must(os.ReadFile(path)))
 			if strings.HasPrefix(tc.edit, "listen") {
 				src = strings.Replace(src, `listen = "127.0.0.1:0"`, tc.edit, 1)
@@ -163,7 +163,7 @@ func TestValidateCatchesWhatRunWouldHit(t *testing.T) {
 			}
 			os.WriteFile(path, []byte(src), 0o644)
 			for _, cmd := range []string{"validate", "plan"} {
-				_, errOut, code := e.loco(cmd, path)
+				_, errOut, code := e.Run(cmd, path)
 				if code != 1 || !strings.Contains(errOut, path+tc.want) {
 					t.Errorf("loco %s: exit %d; want %q in stderr:\n%s", cmd, code, path+tc.want, errOut)
 				}
@@ -172,9 +172,9 @@ func TestValidateCatchesWhatRunWouldHit(t *testing.T) {
 	}
 
 	t.Run("plan writes nothing", func(t *testing.T) {
-		dir := filepath.Join(e.dir, "fresh-state")
-		path := e.spec("lan", 2, fmt.Sprintf("  state_dir = %q\n  network \"socket\" {}\n", dir))
-		out := e.mustLoco("plan", path)
+		dir := filepath.Join(e.Dir, "fresh-state")
+		path := e.Spec("lan", 2, fmt.Sprintf("  state_dir = %q\n  network \"socket\" {}\n", dir))
+		out := e.MustRun("plan", path)
 		if !strings.Contains(out, filepath.Join(dir, "lan")) {
 			t.Errorf("the plan does not show the LAN's sockets under the state directory %s:\n%s", dir, out)
 		}

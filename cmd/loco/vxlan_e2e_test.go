@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/locolan/loco/internal/testenv/locorun"
 )
 
 // vxHost is one loco host of the VXLAN e2e: its own spec and state dir.
@@ -54,19 +56,19 @@ func TestLANVXLAN(t *testing.T) {
 		fmt.Sprintf("  network \"vxlan\" {\n    vni = 4242\n    listen = %q\n    peers = [%q]\n    host_ip = \"10.87.0.2\"\n    first_lease = 20\n  }\n", addrB, addrA),
 	}
 	for i, h := range hosts {
-		h.spec = h.e.spec(h.cl, 2, blocks[i])
+		h.spec = h.e.Spec(h.cl, 2, blocks[i])
 		h.g = &lanGuests{e: h.e, cluster: h.cl, mu: make([]sync.Mutex, 2)}
-		t.Cleanup(func() { h.e.loco("stop", "--grace", "0s", "--destroy", h.spec) })
+		t.Cleanup(func() { h.e.Run("stop", "--grace", "0s", "--destroy", h.spec) })
 	}
 	boot := time.Now()
 	for _, h := range hosts {
-		h.e.mustLoco("run", "--detach", h.spec)
+		h.e.MustRun("run", "--detach", h.spec)
 	}
 	dhcpRe := regexp.MustCompile(`LOCO-DHCP name=\S+ ip=(\S+)`)
 	leased := map[string]string{}
 	for _, h := range hosts {
 		for i := range h.ips {
-			h.e.waitReady(h.cl, i, 1)
+			h.e.WaitReady(h.cl, i, 1)
 			got := h.e.waitSerial(t, h.cl, i, dhcpRe, 1)[1]
 			if other, dup := leased[got]; dup {
 				t.Fatalf("%s-%d and %s both leased %s", h.cl, i, other, got)
@@ -87,8 +89,8 @@ func TestLANVXLAN(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { keep.Process.Kill(); keep.Wait() })
-	stA := hosts[0].e.status(hosts[0].spec)
-	stB := hosts[1].e.status(hosts[1].spec)
+	stA := hosts[0].e.Status(hosts[0].spec)
+	stB := hosts[1].e.Status(hosts[1].spec)
 
 	// everyPing pings every guest from every other across both hosts.
 	everyPing := func(count int, timeout time.Duration) error {
@@ -214,7 +216,7 @@ func TestLANVXLAN(t *testing.T) {
 			}
 			time.Sleep(500 * time.Millisecond)
 		}
-		out := hosts[0].e.mustLoco("lan", "status", hosts[0].spec)
+		out := hosts[0].e.MustRun("lan", "status", hosts[0].spec)
 		if !strings.Contains(out, "2/2 guests reachable; 2/2 VXLAN peers reachable") || !regexp.MustCompile(regexp.QuoteMeta(addrB)+` +yes +[0-9.]+ms`).MatchString(out) {
 			t.Errorf("loco lan status:\n%s", out)
 		}
@@ -282,10 +284,10 @@ func TestLANVXLAN(t *testing.T) {
 			t.Errorf("plugin pid %d after the kill (was %d)", p, plugin)
 		}
 		for k, h := range hosts {
-			before := []statusJSON{stA, stB}[k]
-			for i, gs := range h.e.status(h.spec).Guests {
-				if gs.PID != before.Guests[i].PID || h.e.readyCount(h.cl, i) != 1 {
-					t.Errorf("%s-%d restarted: pid %d -> %d, ready %d", h.cl, i, before.Guests[i].PID, gs.PID, h.e.readyCount(h.cl, i))
+			before := []locorun.Status{stA, stB}[k]
+			for i, gs := range h.e.Status(h.spec).Guests {
+				if gs.PID != before.Guests[i].PID || h.e.ReadyCount(h.cl, i) != 1 {
+					t.Errorf("%s-%d restarted: pid %d -> %d, ready %d", h.cl, i, before.Guests[i].PID, gs.PID, h.e.ReadyCount(h.cl, i))
 				}
 			}
 		}
