@@ -20,8 +20,30 @@ type Capture struct {
 	conn    net.Conn
 	r       *bufio.Reader
 	size    Size
-	fb      []byte // BGRx, 4*size.W bytes a row
+	depth   Depth
+	fb      []byte // depth.Bytes()*size.W bytes a row
 	resized bool   // the last update was a resize: ask for the whole screen
+}
+
+// Depth is the pixel format a capture asks the display for.
+type Depth int
+
+const (
+	// BGRx is 32 bits a pixel, 8 a channel: B, G, R, x in memory, what
+	// libyuv calls ARGB and GStreamer BGRx.
+	BGRx Depth = iota
+	// RGB565 is 16 bits a pixel, little endian, red in the top 5 bits and
+	// blue in the bottom 5: half the bytes to copy, for pictures that are
+	// scaled down anyway (thumbnails).
+	RGB565
+)
+
+// Bytes is the size of one pixel.
+func (d Depth) Bytes() int {
+	if d == RGB565 {
+		return 2
+	}
+	return 4
 }
 
 // Update is what one FramebufferUpdate changed.
@@ -31,19 +53,24 @@ type Update struct {
 	Resized bool // the display changed size; the whole framebuffer is new
 }
 
-// DialCapture connects, asks for 32-bit BGRx pixels in the raw encoding
-// and DesktopSize, and requests the whole screen once.
-func DialCapture(ctx context.Context, network, addr string) (*Capture, error) {
+// DialCapture connects, asks for pixels of depth in the raw encoding and
+// DesktopSize, and requests the whole screen once. The depth is fixed for
+// the connection: RFB cannot tell which format an update already on its
+// way was sent in, so a caller that wants another depth dials again.
+func DialCapture(ctx context.Context, network, addr string, depth Depth) (*Capture, error) {
 	conn, r, s, _, err := dial(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
-	c := &Capture{conn: conn, r: r}
+	c := &Capture{conn: conn, r: r, depth: depth}
 	c.resize(s)
-	// SetPixelFormat: 32 bpp, depth 24, little endian, true colour, 8 bits
-	// a channel, red at bit 16, green 8, blue 0: B, G, R, x in memory, what
-	// libyuv calls ARGB and GStreamer BGRx.
+	// SetPixelFormat, little endian, true colour. BGRx: 32 bpp, depth 24,
+	// 8 bits a channel, red at bit 16, green 8, blue 0. RGB565: 16 bpp,
+	// depth 16, 31/63/31, red at bit 11, green 5, blue 0.
 	pf := []byte{0, 0, 0, 0, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0}
+	if depth == RGB565 {
+		pf = []byte{0, 0, 0, 0, 16, 16, 0, 1, 0, 31, 0, 63, 0, 31, 11, 5, 0, 0, 0, 0}
+	}
 	if _, err := conn.Write(pf); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("setting the pixel format: %w", err)
@@ -62,7 +89,7 @@ func DialCapture(ctx context.Context, network, addr string) (*Capture, error) {
 
 func (c *Capture) resize(s Size) {
 	c.size = s
-	if n := s.W * s.H * 4; cap(c.fb) >= n {
+	if n := s.W * s.H * c.depth.Bytes(); cap(c.fb) >= n {
 		c.fb = c.fb[:n]
 		clear(c.fb)
 	} else {
@@ -73,9 +100,12 @@ func (c *Capture) resize(s Size) {
 // Size is the framebuffer's size now.
 func (c *Capture) Size() Size { return c.size }
 
-// Pixels is the framebuffer (BGRx, stride 4*Size().W). It is valid until the
-// next call of Next and is written only by Next.
+// Pixels is the framebuffer (Depth(), stride Depth().Bytes()*Size().W). It
+// is valid until the next call of Next and is written only by Next.
 func (c *Capture) Pixels() []byte { return c.fb }
+
+// Depth is the pixel format of Pixels.
+func (c *Capture) Depth() Depth { return c.depth }
 
 // Close ends the connection; a Next blocked in a read returns.
 func (c *Capture) Close() error { return c.conn.Close() }
@@ -133,7 +163,8 @@ func (c *Capture) Next() (Update, error) {
 			if r.X+r.W > c.size.W || r.Y+r.H > c.size.H {
 				return Update{}, fmt.Errorf("the display sent rectangle %+v outside its %v framebuffer", r, c.size)
 			}
-			stride := c.size.W * 4
+			bpp := c.depth.Bytes()
+			stride := c.size.W * bpp
 			if r.X == 0 && r.W == c.size.W {
 				// Whole rows are contiguous in the framebuffer: one read,
 				// which bufio hands straight to the socket once its own
@@ -144,8 +175,8 @@ func (c *Capture) Next() (Update, error) {
 				}
 			} else {
 				for y := r.Y; y < r.Y+r.H; y++ {
-					off := y*stride + r.X*4
-					if _, err := io.ReadFull(c.r, c.fb[off:off+r.W*4]); err != nil {
+					off := y*stride + r.X*bpp
+					if _, err := io.ReadFull(c.r, c.fb[off:off+r.W*bpp]); err != nil {
 						return Update{}, fmt.Errorf("reading pixels: %w", err)
 					}
 				}

@@ -69,7 +69,7 @@ func TestCaptureFollowsTheDisplay(t *testing.T) {
 	s.Fill(0x336699)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c, err := rfb.DialCapture(ctx, "unix", s.Addr())
+	c, err := rfb.DialCapture(ctx, "unix", s.Addr(), rfb.BGRx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,8 +106,46 @@ func TestCaptureFollowsTheDisplay(t *testing.T) {
 	}
 }
 
+// TestCaptureAt16Bits: a capture that asks for RGB565 gets two bytes a
+// pixel, the fake's colours in 565, and updates of changed rectangles.
+func TestCaptureAt16Bits(t *testing.T) {
+	s, err := rfbtest.NewServer(filepath.Join(t.TempDir(), "vnc.sock"), 64, 48)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Fill(0x336699)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := rfb.DialCapture(ctx, "unix", s.Addr(), rfb.RGB565)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	next(t, c)
+	if c.Depth() != rfb.RGB565 || len(c.Pixels()) != 64*48*2 {
+		t.Fatalf("depth %v, %d bytes for 64x48", c.Depth(), len(c.Pixels()))
+	}
+	if got, want := pixel565(c, 63, 47), to565(0x336699); got != want {
+		t.Errorf("pixel %04x, want %04x", got, want)
+	}
+	s.Draw(rfb.Rect{X: 10, Y: 20, W: 4, H: 2}, func(int, int) uint32 { return 0xff0000 })
+	u := next(t, c)
+	if u.Damage != (rfb.Rect{X: 10, Y: 20, W: 4, H: 2}) || pixel565(c, 11, 21) != 0xf800 || pixel565(c, 9, 21) != to565(0x336699) {
+		t.Errorf("partial update %+v, pixels %04x %04x", u, pixel565(c, 11, 21), pixel565(c, 9, 21))
+	}
+}
+
+func pixel565(c *rfb.Capture, x, y int) uint16 {
+	return binary.LittleEndian.Uint16(c.Pixels()[(y*c.Size().W+x)*2:])
+}
+
+func to565(rgb uint32) uint16 {
+	return uint16(rgb>>19&31)<<11 | uint16(rgb>>10&63)<<5 | uint16(rgb>>3&31)
+}
+
 func TestCaptureRefusesANonRFBServer(t *testing.T) {
-	_, err := rfb.DialCapture(context.Background(), "unix", filepath.Join(t.TempDir(), "none.sock"))
+	_, err := rfb.DialCapture(context.Background(), "unix", filepath.Join(t.TempDir(), "none.sock"), rfb.BGRx)
 	if err == nil {
 		t.Fatal("dialled a socket that does not exist")
 	}

@@ -2,6 +2,7 @@ package streamer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -51,6 +52,8 @@ type guest struct {
 	displayUp   bool
 	running     int // variants whose encoder runs
 	stopCapture context.CancelFunc
+	conn        *rfb.Capture // the open capture connection, if any
+	redial      bool         // capture was closed to change its depth: dial again at once
 }
 
 // newGuest is called with p.mu held: it must not call p.config.
@@ -104,6 +107,30 @@ func (g *guest) encoderStarted() {
 	}
 }
 
+// captureDepth is the pixel format capture should use now: a guest watched
+// only as thumbnails is captured at 16 bits a pixel (half the bytes to
+// copy for a picture scaled to a quarter anyway); one with a full viewer at
+// 32, the colours as the guest drew them.
+func (g *guest) captureDepthLocked() rfb.Depth {
+	if g.full.running {
+		return rfb.BGRx
+	}
+	return rfb.RGB565
+}
+
+// fullStarted gets the full variant its 32-bit picture at once: a capture
+// at 16 bits is closed and dialled again (its next update could already be
+// on its way in the old format, so the format cannot change in place), and
+// the new connection's first update is the whole screen.
+func (g *guest) fullStarted() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.conn != nil && g.conn.Depth() != g.captureDepthLocked() {
+		g.redial = true
+		g.conn.Close()
+	}
+}
+
 func (g *guest) encoderStopped() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -127,6 +154,11 @@ func (g *guest) capture(ctx context.Context) {
 			return
 		}
 		g.mu.Lock()
+		if g.redial || errors.Is(err, errNewDepth) {
+			g.redial = false
+			g.mu.Unlock()
+			continue
+		}
 		was := g.displayUp
 		g.displayUp = false
 		g.mu.Unlock()
@@ -143,12 +175,36 @@ func (g *guest) capture(ctx context.Context) {
 	}
 }
 
+// errNewDepth ends a capture connection whose depth is no longer the one
+// wanted (the full viewer left).
+var errNewDepth = errors.New("the capture depth changed")
+
 func (g *guest) captureOnce(ctx context.Context, connected func()) error {
-	c, err := rfb.DialCapture(ctx, g.network, g.addr)
+	g.mu.Lock()
+	depth := g.captureDepthLocked()
+	g.redial = false
+	g.mu.Unlock()
+	c, err := rfb.DialCapture(ctx, g.network, g.addr, depth)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	g.mu.Lock()
+	g.conn = c
+	if g.captureDepthLocked() != depth {
+		// The full viewer came or went while dialling.
+		g.mu.Unlock()
+		c.Close()
+		return errNewDepth
+	}
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		if g.conn == c {
+			g.conn = nil
+		}
+		g.mu.Unlock()
+		c.Close()
+	}()
 	connected()
 	var asked time.Time
 	for {
@@ -168,6 +224,12 @@ func (g *guest) captureOnce(ctx context.Context, connected func()) error {
 			}
 		}
 		asked = time.Now()
+		g.mu.Lock()
+		stale := g.captureDepthLocked() != depth
+		g.mu.Unlock()
+		if stale {
+			return errNewDepth
+		}
 		if err := c.Request(); err != nil {
 			return err
 		}
@@ -189,7 +251,11 @@ func (g *guest) captureOnce(ctx context.Context, connected func()) error {
 			g.frame = yuv.NewFrame(s.W, s.H)
 			d = rfb.Rect{W: s.W, H: s.H}
 		}
-		err = g.frame.Update(c.Pixels(), s.W, s.H, d.X, d.Y, d.W, d.H)
+		if depth == rfb.RGB565 {
+			err = g.frame.Update565(c.Pixels(), s.W, s.H, d.X, d.Y, d.W, d.H)
+		} else {
+			err = g.frame.Update(c.Pixels(), s.W, s.H, d.X, d.Y, d.W, d.H)
+		}
 		g.gen++
 		g.framesIn++
 		g.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +116,9 @@ func TestVariantsShareEncoders(t *testing.T) {
 	if encoders != 1 || r.fd.Connections() != 1 {
 		t.Errorf("%d thumb encoders and %d display connections for two viewers, want 1 and 1", encoders, r.fd.Connections())
 	}
+	if d := r.fd.OpenDepths(); !slices.Equal(d, []int{16}) {
+		t.Errorf("open display connections at %v bits, want one at 16 for thumbnails only", d)
+	}
 
 	t0 := time.Now()
 	f, sessF := newViewerClient(t, r.c, 0, sdk.VariantFull)
@@ -123,9 +127,11 @@ func TestVariantsShareEncoders(t *testing.T) {
 	if st := r.stats(t, sdk.VariantFull); st.Width != 800 || st.Height != 600 {
 		t.Errorf("full stats %+v: want 800x600", st)
 	}
-	if r.fd.Connections() != 1 {
-		t.Errorf("%d display connections for two variants, want one capture shared", r.fd.Connections())
-	}
+	// The full viewer gets the guest's own colours: capture is dialled
+	// again at 32 bits, and stays one connection for both variants.
+	waitFor(t, "one display connection at 32 bits", 10*time.Second, func() bool {
+		return slices.Equal(r.fd.OpenDepths(), []int{32})
+	})
 
 	t.Run("PLI yields a key frame", func(t *testing.T) {
 		before := r.stats(t, sdk.VariantFull).KeyFrames
@@ -139,8 +145,37 @@ func TestVariantsShareEncoders(t *testing.T) {
 		})
 	})
 
+	t.Run("without a full viewer capture goes back to 16 bits", func(t *testing.T) {
+		if err := r.c.Hangup(context.Background(), sessF); err != nil {
+			t.Fatal(err)
+		}
+		// The variant lingers, warm for a focus switch back.
+		g.mu.Lock()
+		g.full.idleFrom = time.Now().Add(-linger)
+		g.mu.Unlock()
+		g.full.poke()
+		waitFor(t, "the full encoder to stop", 10*time.Second, func() bool {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			return !g.full.running
+		})
+		// The depth changes between two updates: the next one after a change.
+		r.fd.Fill(0x224466)
+		waitFor(t, "one display connection at 16 bits", 10*time.Second, func() bool {
+			return slices.Equal(r.fd.OpenDepths(), []int{16})
+		})
+		back, sessBack := newViewerClient(t, r.c, 0, sdk.VariantFull)
+		waitFor(t, "a frame for the full viewer back", 30*time.Second, func() bool { return back.frames.Load() >= 1 })
+		waitFor(t, "one display connection at 32 bits again", 10*time.Second, func() bool {
+			return slices.Equal(r.fd.OpenDepths(), []int{32})
+		})
+		if err := r.c.Hangup(context.Background(), sessBack); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("hang up", func(t *testing.T) {
-		for _, s := range []string{sessA, sessB, sessF} {
+		for _, s := range []string{sessA, sessB} { // sessF hung up above
 			if err := r.c.Hangup(context.Background(), s); err != nil {
 				t.Fatal(err)
 			}

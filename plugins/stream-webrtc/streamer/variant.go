@@ -105,6 +105,9 @@ func (v *variant) addViewer(vw *viewer) {
 		g.encoderStarted()
 		go v.run()
 	}
+	if v == g.full {
+		g.fullStarted()
+	}
 	v.poke()
 }
 

@@ -70,7 +70,17 @@ func (f *Frame) planes() (y, u, v *C.uint8_t) {
 // pixels (stride 4*srcW) into the frame. The rectangle is widened to even
 // coordinates, since four pixels share one chroma sample.
 func (f *Frame) Update(src []byte, srcW, srcH, x, y, w, h int) error {
-	if srcW > f.W || srcH > f.H || len(src) < srcW*srcH*4 {
+	return f.update(src, 4, srcW, srcH, x, y, w, h)
+}
+
+// Update565 is Update for an RGB565 image (16 bits a pixel, little endian,
+// red in the top bits; stride 2*srcW).
+func (f *Frame) Update565(src []byte, srcW, srcH, x, y, w, h int) error {
+	return f.update(src, 2, srcW, srcH, x, y, w, h)
+}
+
+func (f *Frame) update(src []byte, bpp, srcW, srcH, x, y, w, h int) error {
+	if srcW > f.W || srcH > f.H || len(src) < srcW*srcH*bpp {
 		return fmt.Errorf("a %dx%d picture does not fit a %dx%d frame", srcW, srcH, f.W, f.H)
 	}
 	x0, y0 := max(x, 0)&^1, max(y, 0)&^1
@@ -78,13 +88,20 @@ func (f *Frame) Update(src []byte, srcW, srcH, x, y, w, h int) error {
 	if x1 <= x0 || y1 <= y0 {
 		return nil
 	}
-	stride := srcW * 4
-	sp := (*C.uint8_t)(unsafe.Pointer(&src[y0*stride+x0*4]))
+	stride := srcW * bpp
+	sp := (*C.uint8_t)(unsafe.Pointer(&src[y0*stride+x0*bpp]))
 	dy := (*C.uint8_t)(unsafe.Pointer(&f.Buf[y0*f.yStride+x0]))
 	du := (*C.uint8_t)(unsafe.Pointer(&f.Buf[f.uOff+y0/2*f.cStride+x0/2]))
 	dv := (*C.uint8_t)(unsafe.Pointer(&f.Buf[f.vOff+y0/2*f.cStride+x0/2]))
-	if C.ARGBToI420(sp, C.int(stride), dy, C.int(f.yStride), du, C.int(f.cStride), dv, C.int(f.cStride),
-		C.int(x1-x0), C.int(y1-y0)) != 0 {
+	var rc C.int
+	if bpp == 2 {
+		rc = C.RGB565ToI420(sp, C.int(stride), dy, C.int(f.yStride), du, C.int(f.cStride), dv, C.int(f.cStride),
+			C.int(x1-x0), C.int(y1-y0))
+	} else {
+		rc = C.ARGBToI420(sp, C.int(stride), dy, C.int(f.yStride), du, C.int(f.cStride), dv, C.int(f.cStride),
+			C.int(x1-x0), C.int(y1-y0))
+	}
+	if rc != 0 {
 		return fmt.Errorf("libyuv refused to convert %dx%d at %d,%d", x1-x0, y1-y0, x0, y0)
 	}
 	return nil

@@ -106,3 +106,47 @@ func BenchmarkScale800x600ToThumb(b *testing.B) {
 		dst.ScaleFrom(src)
 	}
 }
+
+// TestUpdate565MatchesBGRx: a colour given as RGB565 converts to the same
+// Y'CbCr as the 32-bit colour it stands for (within the 565 rounding), and
+// only inside the rectangle.
+func TestUpdate565MatchesBGRx(t *testing.T) {
+	const w, h = 32, 16
+	cases := []struct {
+		name    string
+		r, g, b byte
+	}{
+		{"white", 255, 255, 255},
+		{"red", 255, 0, 0},
+		{"teal", 0, 128, 128},
+		{"grey", 96, 96, 96},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v := uint16(c.r>>3)<<11 | uint16(c.g>>2)<<5 | uint16(c.b>>3)
+			px := make([]byte, w*h*2)
+			for i := 0; i < len(px); i += 2 {
+				px[i], px[i+1] = byte(v), byte(v>>8)
+			}
+			f16, f32 := NewFrame(w, h), NewFrame(w, h)
+			if err := f16.Update565(px, w, h, 4, 4, 8, 8); err != nil {
+				t.Fatal(err)
+			}
+			if err := f32.Update(bgrx(w, h, c.b, c.g, c.r), w, h, 4, 4, 8, 8); err != nil {
+				t.Fatal(err)
+			}
+			y1, u1, v1 := f16.at(6, 6)
+			y2, u2, v2 := f32.at(6, 6)
+			close := func(a, b byte) bool { return a+8 >= b && b+8 >= a }
+			if !close(y1, y2) || !close(u1, u2) || !close(v1, v2) {
+				t.Errorf("565 gave %d %d %d, 32-bit %d %d %d", y1, u1, v1, y2, u2, v2)
+			}
+			if y, _, _ := f16.at(20, 2); y != 16 {
+				t.Errorf("a pixel outside the rectangle changed: Y %d", y)
+			}
+		})
+	}
+	if err := NewFrame(w, h).Update565(make([]byte, w*h), w, h, 0, 0, w, h); err == nil {
+		t.Error("a 565 buffer of half the size was accepted")
+	}
+}

@@ -39,6 +39,7 @@ type client struct {
 	resized bool     // a DesktopSize is due
 	pending bool     // an incremental request waits for a change
 	w, h    int      // the size this client knows
+	rgb565  bool     // asked for 16 bpp (red 11, green 5, blue 0), as loco's thumbnail capture does
 }
 
 // NewServer listens on path with a w x h black screen.
@@ -71,6 +72,24 @@ func (s *Server) Connections() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.conns
+}
+
+// OpenDepths is the bits per pixel each connected client asked for (32
+// unless it asked for 16).
+func (s *Server) OpenDepths() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []int
+	for c := range s.clients {
+		c.wmu.Lock()
+		bpp := 32
+		if c.rgb565 {
+			bpp = 16
+		}
+		c.wmu.Unlock()
+		out = append(out, bpp)
+	}
+	return out
 }
 
 // Updates counts the FramebufferUpdates sent so far.
@@ -224,8 +243,14 @@ func (s *Server) handle(conn net.Conn) {
 			return
 		}
 		switch t {
-		case 0: // SetPixelFormat: the only one served is the one asked for
-			r.Discard(19)
+		case 0: // SetPixelFormat: 32 bpp BGRx, or 16 bpp RGB565
+			var pf [19]byte
+			if _, err := io.ReadFull(r, pf[:]); err != nil {
+				return
+			}
+			c.wmu.Lock()
+			c.rgb565 = pf[3] == 16
+			c.wmu.Unlock()
 		case 2: // SetEncodings
 			var hd [3]byte
 			io.ReadFull(r, hd[:])
@@ -289,6 +314,17 @@ func (s *Server) send(c *client, full bool) {
 	r = clip(r, min(s.w, c.w), min(s.h, c.h))
 	c.dirty = rfb.Rect{}
 	hdr := rectHeader(1, r, rfb.EncRaw)
+	if c.rgb565 {
+		for y := r.Y; y < r.Y+r.H; y++ {
+			for x := r.X; x < r.X+r.W; x++ {
+				px := s.fb[(y*s.w+x)*4:]
+				v := uint16(px[2]>>3)<<11 | uint16(px[1]>>2)<<5 | uint16(px[0]>>3)
+				hdr = append(hdr, byte(v), byte(v>>8))
+			}
+		}
+		c.conn.Write(hdr)
+		return
+	}
 	if r.X == 0 && r.W == s.w {
 		// Whole rows are one slice of the framebuffer: written from it
 		// under the lock, with no copy.
