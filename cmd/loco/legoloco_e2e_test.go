@@ -22,8 +22,8 @@ import (
 
 // legoLocoSpec turns configs/lego-loco.hcl into a spec for the test guest
 // with as few changes as can be: the kernel and initrd join the image
-// block (the disk stays var.win98_disk, given the test guest's blank
-// disk), accel "auto" becomes "tcg" (KVM is broken here for Linux guests),
+// block (the disk stays var.win98_disk, defaulting to the test guest's
+// blank disk; players defaults to 3), accel "auto" becomes "tcg" (KVM is broken here for Linux guests),
 // the API listens on a free port and stop_grace is short. The guest block,
 // the plugins and the LAN are the file's own. Every replacement must
 // match, so a change to the file that this test no longer covers fails it.
@@ -38,6 +38,10 @@ func (e *e2e) legoLocoSpec(t testing.TB) string {
 		{"    disk       = var.win98_disk\n", fmt.Sprintf("    disk       = var.win98_disk\n    kernel     = %q\n    initrd     = %q\n    append     = \"vga=0x315\"\n",
 			filepath.Join(e.guest, "vmlinuz"), filepath.Join(e.guest, "initrd.img"))},
 		{"    min_memory = 32\n", "    min_memory = 96\n"},
+		// Defaults rather than --var, so the cleanup's `loco stop SPEC`
+		// loads the spec too.
+		{"variable \"win98_disk\" {\n", fmt.Sprintf("variable \"win98_disk\" {\n  default     = %q\n", filepath.Join(e.guest, "base.qcow2"))},
+		{"  default = 9\n", "  default = 3\n"},
 		{`accel          = "auto"`, `accel          = "tcg"`},
 		{`stop_grace = "60s"`, `stop_grace = "5s"`},
 		{`listen = "127.0.0.1:7780"`, `listen = "127.0.0.1:0"`},
@@ -79,7 +83,7 @@ func TestLegoLocoProfile(t *testing.T) {
 	e := newE2E(t)
 	spec := e.legoLocoSpec(t)
 	const cl = "lego-loco"
-	e.mustLoco("run", "--detach", "--var", "win98_disk="+filepath.Join(e.guest, "base.qcow2"), "--var", "players=3", spec)
+	e.mustLoco("run", "--detach", spec)
 	ips := []string{"10.87.0.10", "10.87.0.11", "10.87.0.12"}
 	dhcpRe := regexp.MustCompile(`LOCO-DHCP name=\S+ ip=(\S+)`)
 	for i := range ips {
@@ -245,21 +249,24 @@ func TestLegoLocoProfile(t *testing.T) {
 		pageWait(t, ctx, "pointer lock on the focused tile", `document.pointerLockElement === loco.focused.surface`, 10*time.Second)
 		pageEval[bool](t, ctx, `window.moves = []; document.addEventListener('mousemove', (ev) => moves.push([ev.movementX, ev.movementY])); true`)
 		before := strings.Count(e.serialLog(cl, 0), "type=2 code=0 ")
-		for k := 1; k <= 5; k++ {
-			x, y := lr.X+float64(10*k), lr.Y+float64(5*k)
+		move := func(k int) {
+			// Back and forth, so the pointer never leaves the page.
+			x, y := lr.X+float64(10*(k%5)), lr.Y+float64(5*(k%5))
 			if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 				_, err := cdp.Call(ctx, tg, input.DispatchMouseEvent, input.DispatchMouseEventParams{Type: input.DispatchMouseEventTypeMouseMoved, X: x, Y: y})
 				return err
 			})); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(50 * time.Millisecond)
 		}
+		// Moves go on until the guest saw some: the first ones after the
+		// lock may come before the page's handler is in place.
 		deadline := time.Now().Add(20 * time.Second)
-		for strings.Count(e.serialLog(cl, 0), "type=2 code=0 ") <= before {
+		for k := 1; strings.Count(e.serialLog(cl, 0), "type=2 code=0 ") <= before; k++ {
 			if time.Now().After(deadline) {
 				t.Fatalf("no relative X motion (EV_REL REL_X) reached guest 0; the page saw movements %v; serial tail:\n%s", pageEval[[][2]int](t, ctx, `moves`), e.serialTail(cl, 0, 10))
 			}
+			move(k)
 			time.Sleep(200 * time.Millisecond)
 		}
 		t.Logf("relative motion events in guest 0: %d", strings.Count(e.serialLog(cl, 0), "type=2 code=0 ")-before)
