@@ -15,8 +15,9 @@ import (
 // scenario run` on three test guests with Lego Loco's hardware: guest 0
 // hosts the agent's stand-in game, the others list its session and join
 // by key presses, and the host's screen shows three players. Then a
-// scenario whose last step guest 2 never reaches must fail naming that
-// step and saving guest 2's last screenshot.
+// scenario that waits for guests 1 and 2 to show the host's green panel,
+// which they never do, must fail naming the step and each guest's last
+// screenshot.
 func TestScenarioLANGame(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots three guests")
@@ -85,7 +86,7 @@ func TestScenarioLANGame(t *testing.T) {
 		}
 	}
 
-	// Guest 2 is never told to do anything in this one.
+	// Guests 1 and 2 joined: their panels are blue, never the host's green.
 	bad := filepath.Join(e.dir, "stuck.scenario.hcl")
 	if err := os.WriteFile(bad, []byte(`scenario "stuck" {
   spec = "`+spec+`"
