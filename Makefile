@@ -32,7 +32,8 @@ APT_PACKAGES := qemu-system-x86 qemu-utils busybox-static cpio xz-utils zstd kmo
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
 	chromium novnc websockify xvfb qemu-system-gui x11-apps \
 	tcpdump vde2 containerd runc iproute2 iputils-ping containernetworking-plugins \
-	prometheus
+	prometheus \
+	genisoimage mtools dosfstools fdisk syslinux-common
 
 .PHONY: all build deps testguest k8s test run proto lint clean bench
 

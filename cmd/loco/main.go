@@ -64,7 +64,8 @@ Start with:  loco validate configs/demo.hcl && loco run configs/demo.hcl`,
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(newVersionCmd(), newValidateCmd(g), newPluginsCmd(g))
-	root.AddCommand(newBenchCmd(g)) // bench.go
+	root.AddCommand(newBenchCmd(g))    // bench.go
+	root.AddCommand(newScenarioCmd(g)) // scenario.go
 	for _, c := range moreCommands(g) {
 		root.AddCommand(c)
 	}

@@ -27,7 +27,11 @@ func main() {
 
 	// The stream aids react to key presses the input watcher reads, so
 	// they are set up first (stream.go).
-	onKeyPress = startStreamAids(out).key
+	aids := startStreamAids(out)
+	// The stand-in game's lines go to the serial log only: text on the VGA
+	// console would scroll over its panel.
+	g := newGame(openConsoles(consolePaths[:1]), defaultEnv(), aids.framebuffer)
+	onKeyPress = func(code uint16) { aids.key(code); g.key(code) }
 	// Input echo goes to the serial console only: on the VGA console every
 	// line scrolled a full screen, which vesafb repaints in software (~90
 	// ms of guest CPU under TCG per key event, and the markers erased).

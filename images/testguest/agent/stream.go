@@ -62,6 +62,7 @@ type streamAids struct {
 	fb    string // the framebuffer device and its sysfs directory
 	fbSys string
 	fbMap *framebuffer
+	fbErr error
 	block bool
 }
 
@@ -286,4 +287,25 @@ func sine(rate, channels int, d time.Duration, hz float64) []byte {
 		}
 	}
 	return b
+}
+
+// framebuffer maps /dev/fb0 once and shares it (the game panel draws on it
+// too); the first failure is reported, later calls fail quietly.
+func (s *streamAids) framebuffer() (*framebuffer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fbMap != nil {
+		return s.fbMap, nil
+	}
+	if s.fbErr != nil {
+		return nil, s.fbErr
+	}
+	fb, err := mapFramebuffer(s.fb, s.fbSys)
+	if err != nil {
+		s.fbErr = err
+		s.out.Printf("LOCO-ERROR framebuffer: %v", err)
+		return nil, err
+	}
+	s.fbMap = fb
+	return fb, nil
 }
