@@ -36,7 +36,7 @@ type scenario struct {
 
 var all = []scenario{
 	{sdk.Scenario{Name: "boot", FreshCluster: true, Needs: []string{sdk.KindNetwork},
-		Description: "Cold boot: seconds from `loco run` being started until each guest answers the LAN's prober (ARP/ping), as GET /api/lan-status shows it."}, runBoot},
+		Description: "Boot, cold (and warm from a snapshot with loco bench --warm): seconds from `loco run` being started until each guest answers the LAN's prober (ARP/ping), as GET /api/lan-status shows it."}, runBoot},
 	{sdk.Scenario{Name: "lan", Needs: []string{sdk.KindNetwork},
 		Description: "The LAN at rest: the prober's round trips to every guest (rtt_ms samples), traffic and drops per second, over a window (param window, default 10s)."}, runLAN},
 	{sdk.Scenario{Name: "density",
