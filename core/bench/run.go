@@ -121,6 +121,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
+	if o.StateDir != "" {
+		// QEMU wants its sockets' paths absolute, and make bench passes
+		// build/bench/state.
+		abs, err := filepath.Abs(o.StateDir)
+		if err != nil {
+			return nil, fmt.Errorf("--state-dir %s: %w", o.StateDir, err)
+		}
+		o.StateDir = abs
+	}
 	// The spec first: a bad threshold or variable fails before anything runs.
 	c, err := loadSpec(o, 0)
 	if err != nil {
