@@ -101,13 +101,14 @@ clean:
 # bench runs loco's own scenarios against the demo cluster (separately from
 # make test: a slow machine never fails a test). BENCH_SCENARIOS and
 # BENCH_GUESTS pick what runs; BENCH_FLAGS adds e.g. --threshold or --runs.
-# Reports go to build/bench/<scenario>/.
-BENCH_SCENARIOS ?= boot lan density input-latency
+# Reports go to build/bench/<scenario>/. boot runs cold and warm (--warm).
+BENCH_SCENARIOS ?= boot lan density input-latency glass-to-glass
 BENCH_GUESTS ?= 1,3
 BENCH_FLAGS ?=
 bench: build testguest
 	@for s in $(BENCH_SCENARIOS); do \
-		echo "loco bench configs/demo.hcl --scenario $$s --guests $(BENCH_GUESTS) $(BENCH_FLAGS)"; \
-		$(BIN)/loco bench configs/demo.hcl --scenario $$s --guests $(BENCH_GUESTS) \
+		w=; if [ $$s = boot ]; then w=--warm; fi; \
+		echo "loco bench configs/demo.hcl --scenario $$s $$w --guests $(BENCH_GUESTS) $(BENCH_FLAGS)"; \
+		$(BIN)/loco bench configs/demo.hcl --scenario $$s $$w --guests $(BENCH_GUESTS) \
 			--state-dir build/bench/state --out build/bench/$$s $(BENCH_FLAGS) || exit 1; \
 	done

@@ -22,6 +22,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	var sf specFlags
 	var scenario, guests, out, stateDir string
 	var runs int
+	var warm bool
 	var rules, params []string
 	cmd := &cobra.Command{
 		Use:   "bench FILE --scenario NAME",
@@ -41,7 +42,7 @@ breaks one, and when no row has the metric.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o := bench.Options{Spec: args[0], Scenario: scenario, Runs: runs, OutDir: out, StateDir: stateDir,
-				Vars: map[string]string{}, Params: map[string]string{}, Progress: cmd.ErrOrStderr(), Log: g.log}
+				Vars: map[string]string{}, Params: map[string]string{}, Progress: cmd.ErrOrStderr(), Log: g.log, Warm: warm}
 			if scenario == "" {
 				return errors.New("--scenario is required (loco plugins lists the bench plugins)")
 			}
@@ -113,6 +114,7 @@ breaks one, and when no row has the metric.`,
 	cmd.Flags().StringVar(&scenario, "scenario", "", "the scenario to run (required)")
 	cmd.Flags().StringVar(&guests, "guests", "", "guest counts to run at, e.g. 1,3,9 (default: the spec's)")
 	cmd.Flags().IntVar(&runs, "runs", 1, "runs per guest count")
+	cmd.Flags().BoolVar(&warm, "warm", false, "after each cold run, save a snapshot and run again from it (loco run --from); rows say start=cold|warm (scenario boot)")
 	cmd.Flags().StringArrayVar(&rules, "threshold", nil, "fail (exit 1) unless every row holds METRIC OP NUMBER, e.g. 'boot_s < 60' (repeatable)")
 	cmd.Flags().StringArrayVar(&params, "param", nil, "a scenario parameter name=value (repeatable; see docs/benchmarks.md)")
 	cmd.Flags().StringVar(&out, "out", "", "report directory (default bench-out/SCENARIO-TIME)")

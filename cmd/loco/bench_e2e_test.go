@@ -275,19 +275,32 @@ func TestBenchScenarios(t *testing.T) {
 	}
 	e := newE2E(t)
 	spec := e.benchSpec("bs", "  network \"socket\" {}\n  input \"qmp\" {}\n", "")
+	// glass-to-glass: the dashboard's 800x600 console (the markers' size)
+	// and a stream plugin.
+	glass := e.benchSpec("bg", "  network \"socket\" {}\n  input \"qmp\" {}\n  stream \"webrtc\" {}\n", "")
+	src, _ := os.ReadFile(glass)
+	os.WriteFile(glass, []byte(strings.Replace(string(src), "min_memory = 96", "min_memory = 96\n    append     = \"vga=0x315\"", 1)), 0o644)
 	for _, tc := range []struct {
 		scenario string
 		params   []string
 		want     []string // value columns of the guest=all (or only) row
+		spec     string   // "" is spec
 	}{
-		{"boot", nil, []string{"boot_all_s", "boot_p50_s"}},
-		{"lan", []string{"--param", "window=4"}, []string{"rtt_p50_ms", "rtt_p95_ms", "segment_drops_per_s"}},
-		{"density", []string{"--param", "window=4"}, []string{"cpu_pct_per_guest", "rss_mib_per_guest", "plugins_cpu_pct", "total_cpu_pct"}},
-		{"input-latency", []string{"--param", "trials=5"}, []string{"latency_p50_ms", "latency_p95_ms", "screenshot_p50_ms"}},
+		{"boot", nil, []string{"boot_all_s", "boot_p50_s"}, ""},
+		{"boot", []string{"--warm"}, []string{"boot_all_s", "boot_p50_s"}, ""},
+		{"lan", []string{"--param", "window=4"}, []string{"rtt_p50_ms", "rtt_p95_ms", "segment_drops_per_s"}, ""},
+		{"density", []string{"--param", "window=4"}, []string{"cpu_pct_per_guest", "rss_mib_per_guest", "plugins_cpu_pct", "total_cpu_pct"}, ""},
+		{"input-latency", []string{"--param", "trials=5"}, []string{"latency_p50_ms", "latency_p95_ms", "screenshot_p50_ms"}, ""},
+		{"glass-to-glass", []string{"--param", "trials=5", "--param", "idle_trials=1", "--param", "window=3"},
+			[]string{"glass_p50_ms", "glass_p95_ms", "glass_idle_p50_ms", "host_cpu_pct", "guest_cpu_pct", "stream_plugin_cpu_pct", "viewer_kbit_s"}, glass},
 	} {
-		t.Run(tc.scenario, func(t *testing.T) {
-			out := filepath.Join(e.Dir, "out-"+tc.scenario)
-			args := append([]string{"bench", spec, "--scenario", tc.scenario, "--out", out}, tc.params...)
+		t.Run(strings.Join(append([]string{tc.scenario}, tc.params...), " "), func(t *testing.T) {
+			out := filepath.Join(e.Dir, "out-"+strings.NewReplacer(" ", "", "=", "", "-", "").Replace(t.Name()))
+			sp := spec
+			if tc.spec != "" {
+				sp = tc.spec
+			}
+			args := append([]string{"bench", sp, "--scenario", tc.scenario, "--out", out}, tc.params...)
 			stdout, stderr, code := e.Run(args...)
 			if code != 0 {
 				t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
@@ -313,6 +326,41 @@ func TestBenchScenarios(t *testing.T) {
 			for _, w := range tc.want {
 				if !found[w] {
 					t.Errorf("no row has %s > 0:\n%s", w, b)
+				}
+			}
+			if len(tc.params) == 1 && tc.params[0] == "--warm" {
+				// Cold and warm side by side, each with its summary.
+				starts := map[string]float64{}
+				for _, r := range res.Rows {
+					if r.Labels["guest"] == "all" {
+						starts[r.Labels["start"]] = r.Values["boot_all_s"]
+					}
+				}
+				t.Logf("boot: cold %.2f s, warm %.2f s", starts["cold"], starts["warm"])
+				if len(starts) != 2 || starts["cold"] <= 0 || starts["warm"] <= 0 {
+					t.Errorf("want a cold and a warm summary row: %v\n%s", starts, b)
+				}
+			}
+			if tc.scenario != "glass-to-glass" {
+				return
+			}
+			// Both backends, side by side: latency for both markers, and
+			// a moving screen that reaches the viewer.
+			for _, be := range []string{"webrtc", "vnc"} {
+				markers, moving := 0, false
+				for _, r := range res.Rows {
+					if r.Labels["backend"] != be {
+						continue
+					}
+					if r.Values["glass_p50_ms"] > 0 {
+						markers++
+					}
+					if r.Labels["screen"] == "moving" && r.Values["viewer_kbit_s"] > 0 && r.Values["host_cpu_pct"] > 0 {
+						moving = true
+					}
+				}
+				if markers != 2 || !moving {
+					t.Errorf("backend %s: %d marker rows with glass_p50_ms, a moving row with kbit/s and CPU: %v", be, markers, moving)
 				}
 			}
 		})

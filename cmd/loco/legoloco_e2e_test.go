@@ -36,11 +36,11 @@ func (e *e2e) legoLocoSpec(t testing.TB) string {
 	s := string(src)
 	for _, r := range [][2]string{
 		{"    disk       = var.win98_disk\n", fmt.Sprintf("    disk       = var.win98_disk\n    kernel     = %q\n    initrd     = %q\n    append     = \"vga=0x315\"\n",
-			filepath.Join(e.guest, "vmlinuz"), filepath.Join(e.guest, "initrd.img"))},
+			filepath.Join(e.Guest, "vmlinuz"), filepath.Join(e.Guest, "initrd.img"))},
 		{"    min_memory = 32\n", "    min_memory = 96\n"},
 		// Defaults rather than --var, so the cleanup's `loco stop SPEC`
 		// loads the spec too.
-		{"variable \"win98_disk\" {\n", fmt.Sprintf("variable \"win98_disk\" {\n  default     = %q\n", filepath.Join(e.guest, "base.qcow2"))},
+		{"variable \"win98_disk\" {\n", fmt.Sprintf("variable \"win98_disk\" {\n  default     = %q\n", filepath.Join(e.Guest, "base.qcow2"))},
 		{"  default = 9\n", "  default = 3\n"},
 		{`accel          = "auto"`, `accel          = "tcg"`},
 		{`stop_grace = "60s"`, `stop_grace = "5s"`},
@@ -57,11 +57,11 @@ func (e *e2e) legoLocoSpec(t testing.TB) string {
 			t.Fatalf("configs/lego-loco.hcl has no %s any more: update this test", want)
 		}
 	}
-	path := filepath.Join(e.dir, "lego-loco.hcl")
+	path := filepath.Join(e.Dir, "lego-loco.hcl")
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e.specs = append(e.specs, path)
+	e.Track(path)
 	return path
 }
 
@@ -83,11 +83,11 @@ func TestLegoLocoProfile(t *testing.T) {
 	e := newE2E(t)
 	spec := e.legoLocoSpec(t)
 	const cl = "lego-loco"
-	e.mustLoco("run", "--detach", spec)
+	e.MustRun("run", "--detach", spec)
 	ips := []string{"10.87.0.10", "10.87.0.11", "10.87.0.12"}
 	dhcpRe := regexp.MustCompile(`LOCO-DHCP name=\S+ ip=(\S+)`)
 	for i := range ips {
-		e.waitReady(cl, i, 1)
+		e.WaitReady(cl, i, 1)
 		if got := e.waitSerial(t, cl, i, dhcpRe, 1)[1]; got != ips[i] {
 			t.Fatalf("guest %d leased %s, want %s", i, got, ips[i])
 		}
@@ -97,7 +97,7 @@ func TestLegoLocoProfile(t *testing.T) {
 	t.Run("QEMU has the profile's devices", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		c, err := qmp.Dial(ctx, filepath.Join(e.guestDir(cl, 0), "qmp.sock"))
+		c, err := qmp.Dial(ctx, filepath.Join(e.GuestDir(cl, 0), "qmp.sock"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +189,7 @@ func TestLegoLocoProfile(t *testing.T) {
 		}
 	})
 
-	base, tok, err := cluster.APIEndpoint(filepath.Join(e.stateDir, cl))
+	base, tok, err := cluster.APIEndpoint(filepath.Join(e.StateDir, cl))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestLegoLocoProfile(t *testing.T) {
 		// BIOS's 720x400 text mode, then the driver's 800x600.
 		qctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		c, err := qmp.Dial(qctx, filepath.Join(e.guestDir(cl, 0), "qmp.sock"))
+		c, err := qmp.Dial(qctx, filepath.Join(e.GuestDir(cl, 0), "qmp.sock"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -221,7 +221,7 @@ func TestLegoLocoProfile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.waitReady(cl, 0, 2)
+		e.WaitReady(cl, 0, 2)
 		pageWait(t, ctx, "the stream back at 800x600 after a smaller mode", `sizes.some(([w, h]) => w !== 800) && sizes.length > 0 && sizes[sizes.length-1][0] === 800 && sizes[sizes.length-1][1] === 600`, time.Minute)
 		t.Logf("sizes the focused tile played through the reset: %v", pageEval[[][2]int](t, ctx, `sizes`))
 		var st []streamStat

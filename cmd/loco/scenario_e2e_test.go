@@ -24,15 +24,15 @@ func TestScenarioLANGame(t *testing.T) {
 	}
 	e := newE2E(t)
 	root := testenv.RepoRoot()
-	if filepath.Join(root, "build", "testguest") != e.guest {
-		t.Fatalf("configs/lan-game.hcl boots build/testguest, but this run's guest is %s (LOCO_TESTGUEST_DIR)", e.guest)
+	if filepath.Join(root, "build", "testguest") != e.Guest {
+		t.Fatalf("configs/lan-game.hcl boots build/testguest, but this run's guest is %s (LOCO_TESTGUEST_DIR)", e.Guest)
 	}
 	spec := filepath.Join(root, "configs", "lan-game.hcl")
-	e.specs = append(e.specs, spec)
+	e.Track(spec)
 	art := filepath.Join(root, "build", "artifacts", "scenario-e2e")
 	os.RemoveAll(art)
 
-	out, errOut, code := e.loco("scenario", "run", "--keep", "--var", "accel=tcg", "--artifacts", art,
+	out, errOut, code := e.Run("scenario", "run", "--keep", "--var", "accel=tcg", "--artifacts", art,
 		filepath.Join(root, "configs", "lan-game.scenario.hcl"))
 	t.Logf("loco scenario run:\n%s%s", out, errOut)
 	if code != 0 {
@@ -87,7 +87,7 @@ func TestScenarioLANGame(t *testing.T) {
 	}
 
 	// Guests 1 and 2 joined: their panels are blue, never the host's green.
-	bad := filepath.Join(e.dir, "stuck.scenario.hcl")
+	bad := filepath.Join(e.Dir, "stuck.scenario.hcl")
 	if err := os.WriteFile(bad, []byte(`scenario "stuck" {
   spec = "`+spec+`"
   step "all-host" {
@@ -102,7 +102,7 @@ func TestScenarioLANGame(t *testing.T) {
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, code = e.loco("scenario", "run", "--var", "accel=tcg", "--artifacts", art, bad)
+	out, errOut, code = e.Run("scenario", "run", "--var", "accel=tcg", "--artifacts", art, bad)
 	t.Logf("the stuck scenario:\n%s%s", out, errOut)
 	if code == 0 {
 		t.Fatal("a scenario whose guests never reach a step passed")

@@ -41,7 +41,11 @@ type Options struct {
 	// Thresholds from flags, checked with the spec's.
 	Thresholds []threshold.Rule
 	Params     map[string]string
-	OutDir     string
+	// Warm: after each cold run of a scenario that boots a fresh cluster
+	// per run, save a snapshot, stop, start again from it (loco run
+	// --from) and run the scenario once more; rows say start=cold|warm.
+	Warm   bool
+	OutDir string
 	// StateDir is LOCO_STATE_DIR for the clusters bench boots; "" keeps
 	// the spec's or the default.
 	StateDir string
@@ -117,6 +121,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
+	if o.StateDir != "" {
+		// QEMU wants its sockets' paths absolute, and make bench passes
+		// build/bench/state.
+		abs, err := filepath.Abs(o.StateDir)
+		if err != nil {
+			return nil, fmt.Errorf("--state-dir %s: %w", o.StateDir, err)
+		}
+		o.StateDir = abs
+	}
 	// The spec first: a bad threshold or variable fails before anything runs.
 	c, err := loadSpec(o, 0)
 	if err != nil {
@@ -135,6 +148,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	bp, sc, err := findScenario(ctx, host, o.PluginDirs, o.Scenario)
 	if err != nil {
 		return nil, err
+	}
+	if o.Warm && !sc.FreshCluster {
+		return nil, fmt.Errorf("--warm: scenario %s runs on one cluster for every run; --warm applies to scenarios that boot a fresh cluster per run (boot)", sc.Name)
 	}
 	for _, need := range sc.Needs {
 		if _, ok := c.Plugin(need); !ok {
@@ -158,21 +174,40 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 					cl.stop(o.Log)
 				}
 				bar.set(step, 0, fmt.Sprintf("guests=%d run %d/%d: booting", n, run, o.Runs))
-				cl, err = boot(ctx, o, n, sweep)
+				cl, err = boot(ctx, o, n, sweep, "")
 				if err != nil {
 					return nil, err
 				}
 			}
-			rows, err := bp.Client().BenchRun(ctx, sdk.RunRequest{Scenario: sc.Name, APIURL: cl.url, APIToken: cl.token, Guests: n, Run: run,
-				Started: cl.started, Params: o.Params}, func(f float64, msg string) {
-				bar.set(step, f, fmt.Sprintf("guests=%d run %d/%d: %s", n, run, o.Runs, msg))
-			})
-			if err != nil {
-				cl.stop(o.Log)
-				return nil, fmt.Errorf("scenario %s with %d guests, run %d: %w", sc.Name, n, run, err)
+			starts := []string{""}
+			if o.Warm {
+				starts = []string{"cold", "warm"}
 			}
-			for _, r := range rows {
-				res.Rows = append(res.Rows, Row{Guests: n, Run: run, BenchRow: r})
+			for _, start := range starts {
+				what := ""
+				if start == "warm" {
+					bar.set(step, 0, fmt.Sprintf("guests=%d run %d/%d: saving a snapshot, starting from it", n, run, o.Runs))
+					if cl, err = rebootWarm(ctx, o, cl, n, sweep); err != nil {
+						return nil, err
+					}
+				}
+				if start != "" {
+					what = start + ": "
+				}
+				rows, err := bp.Client().BenchRun(ctx, sdk.RunRequest{Scenario: sc.Name, APIURL: cl.url, APIToken: cl.token, Guests: n, Run: run,
+					Started: cl.started, Params: o.Params}, func(f float64, msg string) {
+					bar.set(step, f, fmt.Sprintf("guests=%d run %d/%d: %s%s", n, run, o.Runs, what, msg))
+				})
+				if err != nil {
+					cl.stop(o.Log)
+					return nil, fmt.Errorf("scenario %s with %d guests, run %d%s: %w", sc.Name, n, run, strings.TrimSuffix(" "+what, ": "), err)
+				}
+				for _, r := range rows {
+					if start != "" {
+						r.Labels = withLabel(r.Labels, "start", start)
+					}
+					res.Rows = append(res.Rows, Row{Guests: n, Run: run, BenchRow: r})
+				}
 			}
 			step++
 			bar.set(step, 0, fmt.Sprintf("guests=%d run %d/%d: done", n, run, o.Runs))
@@ -284,11 +319,52 @@ func findScenario(ctx context.Context, host *pluginhost.Host, dirs []string, nam
 // booted is a cluster bench started, and stops.
 type booted struct {
 	dir        string
+	env        []string
 	url, token string
 	started    time.Time
 }
 
-func boot(ctx context.Context, o Options, n int, sweep bool) (*booted, error) {
+// warmSnapshot is the snapshot --warm saves and starts from.
+const warmSnapshot = "loco-bench-warm"
+
+func withLabel(l map[string]string, k, v string) map[string]string {
+	out := map[string]string{k: v}
+	for a, b := range l {
+		out[a] = b
+	}
+	return out
+}
+
+// rebootWarm saves a snapshot of the running cluster cl, stops it (keeping
+// its overlays, where the snapshot is) and starts it again from the
+// snapshot.
+func rebootWarm(ctx context.Context, o Options, cl *booted, n int, sweep bool) (*booted, error) {
+	args := []string{"snapshot", "save", "--name", warmSnapshot}
+	for k, v := range o.Vars {
+		args = append(args, "--var", k+"="+v)
+	}
+	if sweep {
+		args = append(args, "--var", "guests="+strconv.Itoa(n))
+	}
+	args = append(args, o.Spec)
+	cmd := exec.CommandContext(ctx, o.Loco, args...)
+	cmd.Env = cl.env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		cl.stop(o.Log)
+		return nil, fmt.Errorf("--warm: saving a snapshot of %d guests (loco %s): %w\n%s", n, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	err := cluster.Stop(sctx, o.Log, cl.dir, 0, false)
+	cancel()
+	if err != nil {
+		cl.stop(o.Log)
+		return nil, fmt.Errorf("--warm: stopping the cluster after its snapshot: %w", err)
+	}
+	return boot(ctx, o, n, sweep, warmSnapshot)
+}
+
+// boot starts the spec's cluster with n guests, from snapshot from if set.
+func boot(ctx context.Context, o Options, n int, sweep bool, from string) (*booted, error) {
 	setVar := 0
 	if sweep {
 		setVar = n
@@ -311,6 +387,9 @@ func boot(ctx context.Context, o Options, n int, sweep bool) (*booted, error) {
 		return nil, fmt.Errorf("cluster %s already runs (loco PID %d, %s): loco bench boots and destroys its own; stop it, or give --state-dir", c.Name, pid, dir)
 	}
 	args := []string{"run", "--detach"}
+	if from != "" {
+		args = append(args, "--from", from)
+	}
 	for k, v := range o.Vars {
 		args = append(args, "--var", k+"="+v)
 	}
@@ -322,7 +401,7 @@ func boot(ctx context.Context, o Options, n int, sweep bool) (*booted, error) {
 	cmd.Env = env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	b := &booted{dir: dir, started: time.Now()}
+	b := &booted{dir: dir, env: env, started: time.Now()}
 	if err := cmd.Run(); err != nil {
 		b.stop(o.Log)
 		return nil, fmt.Errorf("booting %d guests of %s (loco %s): %w\n%s", n, o.Spec, strings.Join(args, " "), err, strings.TrimSpace(out.String()))

@@ -36,13 +36,15 @@ type scenario struct {
 
 var all = []scenario{
 	{sdk.Scenario{Name: "boot", FreshCluster: true, Needs: []string{sdk.KindNetwork},
-		Description: "Cold boot: seconds from `loco run` being started until each guest answers the LAN's prober (ARP/ping), as GET /api/lan-status shows it."}, runBoot},
+		Description: "Boot, cold (and warm from a snapshot with loco bench --warm): seconds from `loco run` being started until each guest answers the LAN's prober (ARP/ping), as GET /api/lan-status shows it."}, runBoot},
 	{sdk.Scenario{Name: "lan", Needs: []string{sdk.KindNetwork},
 		Description: "The LAN at rest: the prober's round trips to every guest (rtt_ms samples), traffic and drops per second, over a window (param window, default 10s)."}, runLAN},
 	{sdk.Scenario{Name: "density",
 		Description: "N idle guests: CPU (% of one core) and resident memory per guest and per plugin, and of loco itself, from /metrics over a window (param window, default 10s)."}, runDensity},
 	{sdk.Scenario{Name: "input-latency", Needs: []string{sdk.KindInput},
 		Description: "Input to display on guest 0: a key press through POST /input until a screenshot through the API shows the change (param trials, default 20)."}, runInputLatency},
+	{sdk.Scenario{Name: "glass-to-glass", Needs: []string{sdk.KindStream, sdk.KindInput},
+		Description: "WebRTC and noVNC side by side on guest 0 in headless Chromium: key to the frame that shows it (params trials, default 30; idle_trials, default 3), and per backend the host CPU (% of one core: the guest's QEMU, the stream plugin, loco) and the viewer's kbit/s and fps, screen still and moving (window, default 10s). Needs a stream plugin serving whep and rfb (stream \"webrtc\") and the test guest's markers (F9, F12, F10)."}, runGlass},
 }
 
 func (*Plugin) Scenarios(context.Context) ([]sdk.Scenario, error) {
