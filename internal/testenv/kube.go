@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -399,24 +400,36 @@ func (k *Kube) issue(name, cn string, orgs, dns []string, ips []net.IP, usage x5
 	return os.WriteFile(k.path(name+".key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
 }
 
+// writeKubeconfig writes a kubeconfig with the CA and the client
+// certificate embedded: client-go watches certificate files named in a
+// kubeconfig from a goroutine that never stops, which outlived the test
+// and its removed directory ("Loading client cert failed" in a later test).
 func (k *Kube) writeKubeconfig(path, cert string) error {
+	var data [3]string
+	for i, f := range []string{k.path("ca.crt"), k.path(cert + ".crt"), k.path(cert + ".key")} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("writing the kubeconfig for %s: %w", cert, err)
+		}
+		data[i] = base64.StdEncoding.EncodeToString(b)
+	}
 	cfg := fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
 - name: test
   cluster:
     server: %s
-    certificate-authority: %s
+    certificate-authority-data: %s
 users:
 - name: %s
   user:
-    client-certificate: %s
-    client-key: %s
+    client-certificate-data: %s
+    client-key-data: %s
 contexts:
 - name: test
   context: {cluster: test, user: %s}
 current-context: test
-`, k.Server, k.path("ca.crt"), cert, k.path(cert+".crt"), k.path(cert+".key"), cert)
+`, k.Server, data[0], cert, data[1], data[2], cert)
 	return os.WriteFile(path, []byte(cfg), 0o600)
 }
 

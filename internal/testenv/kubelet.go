@@ -67,6 +67,7 @@ func (k *Kube) StartKubelet() *Kubelet {
 	for _, e := range ents {
 		kl.netnsBefore[e.Name()] = true
 	}
+	reapStaleShims()
 	k.t.Cleanup(kl.stop)
 	if err := kl.start(bin); err != nil {
 		k.t.Fatal(err)
@@ -286,6 +287,12 @@ func (kl *Kubelet) stop() {
 			<-p.done
 		}
 	}
+	// What containerd did not stop (a task it lost track of, a test that
+	// failed before the kubelet was up): every shim of this containerd
+	// and the pods' processes under it, found by the shim's -address.
+	for _, pid := range pidsWithArg(kl.Containerd) {
+		KillTree(pid)
+	}
 	if kl.kube.t.Failed() {
 		for _, p := range []*kubeProc{kl.kl, kl.cd} {
 			if p != nil {
@@ -308,6 +315,29 @@ func (kl *Kubelet) stop() {
 			p := filepath.Join("/run/netns", e.Name())
 			syscall.Unmount(p, syscall.MNT_DETACH)
 			os.Remove(p)
+		}
+	}
+}
+
+// reapStaleShims kills the containerd shims (and the pods' processes under
+// them) of earlier test kubelets whose directory is gone: a test binary
+// killed mid-test (a -timeout panic runs no cleanup) stops its kubelet and
+// containerd by Pdeathsig, but a shim is no child of the test and lives on.
+func reapStaleShims() {
+	for _, pid := range pidsWithArg("-address") {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		args := strings.Split(string(b), "\x00")
+		if len(args) == 0 || filepath.Base(args[0]) != "containerd-shim-runc-v2" {
+			continue
+		}
+		for i, a := range args[:len(args)-1] {
+			addr := args[i+1]
+			if a != "-address" || !strings.HasPrefix(addr, filepath.Join(os.TempDir(), "lkl")) || filepath.Base(addr) != "c.sock" {
+				continue
+			}
+			if _, err := os.Stat(filepath.Dir(addr)); os.IsNotExist(err) {
+				KillTree(pid)
+			}
 		}
 	}
 }

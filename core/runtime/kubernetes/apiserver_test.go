@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -29,7 +30,19 @@ import (
 	"github.com/locolan/loco/internal/testenv"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+func TestMain(m *testing.M) {
+	code := testenv.Main(m)
+	// client-go watches certificate files named in a kubeconfig from a
+	// goroutine that never ends; one left here outlived its test's control
+	// plane and logged "Loading client cert failed" in later tests.
+	var b bytes.Buffer
+	pprof.Lookup("goroutine").WriteTo(&b, 2)
+	if code == 0 && strings.Contains(b.String(), "dynamicClientCert") {
+		fmt.Fprintf(os.Stderr, "a client-go certificate file watcher outlived its test:\n%s\n", b.String())
+		code = 1
+	}
+	os.Exit(code)
+}
 
 // startKube starts a control plane for one test (a few seconds) and an
 // admin client of it.

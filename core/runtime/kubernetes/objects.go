@@ -221,7 +221,15 @@ func PodPlan(c *spec.Cluster) (*plan.Plan, error) {
 // startScript is what a guest's pod runs: make the overlay on first start
 // (it lives on the guest's claim, so it survives pod restarts and
 // rescheduling), make the monitor FIFOs the preStop hook powers the guest
-// down through, and become QEMU.
+// down through, and run QEMU.
+//
+// The shell stays the container's PID 1 instead of becoming QEMU: the
+// preStop hook runs inside the container's PID namespace, so if QEMU were
+// PID 1 its exit would kill the hook mid-wait and the kubelet would record
+// every clean power-down as a FailedPreStopHook. The shell waits for QEMU,
+// gives the hook a moment to see it gone and return, and exits with QEMU's
+// status; the kubelet's SIGTERM (after the hook, or on its own) is passed
+// to QEMU, which quits at once.
 func startScript(g plan.Guest) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "#!/bin/sh\n# guest %s (index %d)\nset -e\nmkdir -p %s\n", g.Name, g.Index, shq(g.Dir))
@@ -229,8 +237,8 @@ func startScript(g plan.Guest) string {
 		fmt.Fprintf(&b, "[ -e %s ] || qemu-img create -q -f qcow2 -F qcow2 -b %s %s\n", shq(g.Overlay), shq(g.BaseDisk), shq(g.Overlay))
 	}
 	hmp := path.Join(g.Dir, "hmp")
-	fmt.Fprintf(&b, "rm -f %s.in %s.out && mkfifo %s.in %s.out\n", shq(hmp), shq(hmp), shq(hmp), shq(hmp))
-	b.WriteString("exec " + shq(g.Program))
+	fmt.Fprintf(&b, "rm -f %s.in %s.out && mkfifo %s.in %s.out\nset +e\n", shq(hmp), shq(hmp), shq(hmp), shq(hmp))
+	b.WriteString(shq(g.Program))
 	args := append(append([]string{}, g.Args...),
 		// A human monitor on FIFOs: the preStop hook needs only sh to
 		// press the power button (no QMP client in the image).
@@ -242,15 +250,28 @@ func startScript(g plan.Guest) string {
 			b.WriteString(" " + shq(a))
 		}
 	}
-	b.WriteString("\n")
+	fmt.Fprintf(&b, " &\nq=$!\necho $q > %s\n", shq(path.Join(g.Dir, "pod-qemu.pid")))
+	b.WriteString(`trap 'kill -TERM $q 2>/dev/null' TERM INT
+s=0
+while kill -0 $q 2>/dev/null; do wait $q; s=$?; done
+sleep 2
+exit $s
+`)
 	return b.String()
 }
 
 // preStop presses the guest's ACPI power button and waits for QEMU to go;
-// the kubelet ends the wait at terminationGracePeriodSeconds.
+// the kubelet ends the wait at terminationGracePeriodSeconds. The button
+// is pressed again every 5 s: a guest ignores a press until its button
+// driver and whatever acts on it are up (the test guest's agent opens
+// its input devices after boot; Windows while it is starting), so one
+// press in a guest still booting would be lost. The FIFO is opened
+// read-write, which never blocks: a write-only open with QEMU gone would
+// wait for a reader for the whole grace.
 func preStop(grace int64) []string {
+	dir := PodStateDir + "/guests/$LOCO_INDEX"
 	return []string{"/bin/sh", "-c", fmt.Sprintf(
-		`echo system_powerdown > %s/guests/$LOCO_INDEX/hmp.in; i=0; while [ $i -lt %d ] && kill -0 1 2>/dev/null; do sleep 1; i=$((i+1)); done`, PodStateDir, grace)}
+		`q=$(cat %[1]s/pod-qemu.pid) || exit 0; exec 3<>%[1]s/hmp.in; i=0; while [ $i -lt %[2]d ] && kill -0 $q 2>/dev/null; do [ $((i %% 5)) -eq 0 ] && echo system_powerdown >&3; sleep 1; i=$((i+1)); done; exit 0`, dir, grace)}
 }
 
 func statefulSet(c *spec.Cluster, p *plan.Plan, meta metav1.ObjectMeta, labels map[string]string, cms []*corev1.ConfigMap, planHash string, replicas int) (*appsv1.StatefulSet, error) {
