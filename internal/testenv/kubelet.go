@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -51,6 +52,52 @@ type Kubelet struct {
 	// netnsBefore is /run/netns before the CRI made any sandbox: what is
 	// new at the end is this test's.
 	netnsBefore map[string]bool
+	// cgroupsBefore is the containers' cgroups (runc makes them under
+	// k8s.io in each hierarchy) before this kubelet ran.
+	cgroupsBefore map[string]bool
+}
+
+// criCgroups is where runc puts the CRI's containers on this cgroup v1
+// machine (the kubelet has cgroupsPerQOS false, so no pod parent): one
+// directory per container, in every hierarchy.
+const criCgroups = "/sys/fs/cgroup/pids/k8s.io"
+
+func listCgroups() map[string]bool {
+	m := map[string]bool{}
+	ents, _ := os.ReadDir(criCgroups)
+	for _, e := range ents {
+		if e.IsDir() {
+			m[e.Name()] = true
+		}
+	}
+	return m
+}
+
+// reapCgroups kills every process in a container cgroup this kubelet's
+// containers made and removes the cgroups, in every hierarchy: what the
+// shims' trees missed (a process that left its parent) cannot leave its
+// cgroup.
+func (kl *Kubelet) reapCgroups() {
+	for id := range listCgroups() {
+		if kl.cgroupsBefore[id] {
+			continue
+		}
+		b, _ := os.ReadFile(filepath.Join(criCgroups, id, "cgroup.procs"))
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				KillTree(pid)
+			}
+		}
+		hs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", "k8s.io", id))
+		for _, h := range hs {
+			for i := 0; i < 50; i++ {
+				if err := os.Remove(h); err == nil || os.IsNotExist(err) {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}
 }
 
 // StartKubelet starts containerd (CRI) and a kubelet for the control plane
@@ -62,12 +109,12 @@ func (k *Kube) StartKubelet() *Kubelet {
 	if err != nil {
 		k.t.Fatal(err)
 	}
-	kl := &Kubelet{Dir: dir, Containerd: filepath.Join(dir, "c.sock"), Node: "kubelet-0", kube: k, netnsBefore: map[string]bool{}}
+	reapStaleShims()
+	kl := &Kubelet{Dir: dir, Containerd: filepath.Join(dir, "c.sock"), Node: "kubelet-0", kube: k, netnsBefore: map[string]bool{}, cgroupsBefore: listCgroups()}
 	ents, _ := os.ReadDir("/run/netns")
 	for _, e := range ents {
 		kl.netnsBefore[e.Name()] = true
 	}
-	reapStaleShims()
 	k.t.Cleanup(kl.stop)
 	if err := kl.start(bin); err != nil {
 		k.t.Fatal(err)
@@ -293,6 +340,7 @@ func (kl *Kubelet) stop() {
 	for _, pid := range pidsWithArg(kl.Containerd) {
 		KillTree(pid)
 	}
+	kl.reapCgroups()
 	if kl.kube.t.Failed() {
 		for _, p := range []*kubeProc{kl.kl, kl.cd} {
 			if p != nil {
@@ -300,13 +348,7 @@ func (kl *Kubelet) stop() {
 			}
 		}
 	}
-	// Sandboxes' network namespaces and rootfs mounts live under Dir and
-	// /run/netns; unmount what is left before removing.
-	out, _ := exec.Command("sh", "-c", "grep -o ' "+kl.Dir+"[^ ]*' /proc/self/mounts | sort -r").Output()
-	for _, m := range bytes.Fields(out) {
-		syscall.Unmount(string(m), syscall.MNT_DETACH)
-	}
-	os.RemoveAll(kl.Dir)
+	kl.unmountAndRemove()
 	// The CRI puts sandboxes' network namespaces in /run/netns; a killed
 	// sandbox leaves its entry.
 	ents, _ := os.ReadDir("/run/netns")
@@ -320,10 +362,12 @@ func (kl *Kubelet) stop() {
 }
 
 // reapStaleShims kills the containerd shims (and the pods' processes under
-// them) of earlier test kubelets whose directory is gone: a test binary
+// them) of earlier test kubelets whose containerd is gone: a test binary
 // killed mid-test (a -timeout panic runs no cleanup) stops its kubelet and
-// containerd by Pdeathsig, but a shim is no child of the test and lives on.
+// containerd by Pdeathsig, but a shim is no child of the test and lives
+// on. Its directory is removed too.
 func reapStaleShims() {
+	reaped := false
 	for _, pid := range pidsWithArg("-address") {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		args := strings.Split(string(b), "\x00")
@@ -335,11 +379,36 @@ func reapStaleShims() {
 			if a != "-address" || !strings.HasPrefix(addr, filepath.Join(os.TempDir(), "lkl")) || filepath.Base(addr) != "c.sock" {
 				continue
 			}
-			if _, err := os.Stat(filepath.Dir(addr)); os.IsNotExist(err) {
+			dir := filepath.Dir(addr)
+			if len(pidsWithArg(filepath.Join(dir, "containerd.toml"))) == 0 {
 				KillTree(pid)
+				(&Kubelet{Dir: dir}).unmountAndRemove()
+				reaped = true
 			}
 		}
 	}
+	if !reaped {
+		return
+	}
+	// The killed containers' cgroups: only empty ones can be removed, so
+	// a live container's is never touched.
+	time.Sleep(200 * time.Millisecond)
+	hs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", "k8s.io", "*"))
+	for _, h := range hs {
+		if fi, err := os.Stat(h); err == nil && fi.IsDir() {
+			os.Remove(h)
+		}
+	}
+}
+
+// unmountAndRemove removes Dir: sandboxes' rootfs and shm mounts live
+// under it, so what is left is unmounted first.
+func (kl *Kubelet) unmountAndRemove() {
+	out, _ := exec.Command("sh", "-c", "grep -o ' "+kl.Dir+"/[^ ]*' /proc/self/mounts | sort -r").Output()
+	for _, m := range bytes.Fields(out) {
+		syscall.Unmount(string(m), syscall.MNT_DETACH)
+	}
+	os.RemoveAll(kl.Dir)
 }
 
 // killTasks kills every task in the CRI namespace so no shim or QEMU

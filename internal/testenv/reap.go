@@ -107,3 +107,30 @@ func pidsWithArg(arg string) []int {
 	}
 	return out
 }
+
+// ProcessesMentioning lists the processes (pid and command line) whose
+// command line contains any of the strings, for tests that check they left
+// nothing running.
+func ProcessesMentioning(subs ...string) []string {
+	var out []string
+	self := os.Getpid()
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		line := strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " ")
+		for _, s := range subs {
+			if strings.Contains(line, s) {
+				out = append(out, e.Name()+" "+line)
+				break
+			}
+		}
+	}
+	return out
+}

@@ -24,14 +24,25 @@ import (
 // host-path base volume and each overlay on its own (host-path) persistent
 // volume. Both guests boot to LOCO-READY under TCG; `loco status` shows
 // Running on node kubelet-0; `loco stop` (scale to zero) terminates the
-// pods and keeps each guest's disk. That the preStop hook powers the guest
-// down by ACPI is not asserted: TestPodScript (not in the tree yet) found
-// QEMU still running after it. Boots QEMU: run it under the shared lock.
+// pods, each guest powered down by the preStop hook's ACPI button well
+// within stop_grace, and keeps each guest's disk. When the test is over
+// (pass or fail) no process of it is left: no QEMU, shim, kubelet,
+// containerd, etcd or API server. Boots QEMU: run it under the shared lock.
 func TestGuestsBootInRealPods(t *testing.T) {
 	guest := testenv.TestGuest(t)
+	// Registered first, so it runs after every other cleanup. The
+	// control plane's and the kubelet's directories are in every
+	// daemon's and shim's command line.
+	mine := []string{"-name real-"}
+	t.Cleanup(func() {
+		if left := testenv.ProcessesMentioning(mine...); len(left) > 0 {
+			t.Errorf("processes left after the test:\n%s", strings.Join(left, "\n"))
+		}
+	})
 	k, cs := startKube(t)
 	k.StartScheduler()
 	kl := k.StartKubelet()
+	mine = append(mine, k.Dir, kl.Dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 
@@ -133,13 +144,39 @@ func TestGuestsBootInRealPods(t *testing.T) {
 
 	// loco stop: replicas 0; the pods terminate, the overlays stay.
 	o0, _ := Build(c, 0)
+	stop := time.Now()
 	if err := kc.Apply(ctx, o0); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "pods terminating after stop", 2*time.Minute, func() (bool, string) {
-		n := podCount(t, cs, ns, "real")
-		return n == 0, fmt.Sprint(n, " pods")
+	// Gone, not just terminating: the kubelet deletes a pod once its
+	// containers have ended, after the preStop hook.
+	waitFor(t, "pods gone after stop", 2*time.Minute, func() (bool, string) {
+		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: LabelCluster + "=real"})
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(pods.Items) == 0, fmt.Sprint(len(pods.Items), " pods")
 	})
+	took := time.Since(stop)
+	t.Logf("stop to both pods gone: %v (stop_grace %v)", took.Round(time.Millisecond), c.Runtime.StopGrace)
+	logs, _ := filepath.Glob(filepath.Join(dir, "pv*", "*", "serial.log"))
+	for _, l := range logs {
+		if b, _ := os.ReadFile(l); !strings.Contains(string(b), "LOCO-POWEROFF") {
+			t.Errorf("%s: the guest saw no power button (no LOCO-POWEROFF)", l)
+		}
+	}
+	if took >= c.Runtime.StopGrace {
+		t.Errorf("the pods took %v to go, not within stop_grace %v: the guests were not powered down by the hook", took, c.Runtime.StopGrace)
+	}
+	evs, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs.Items {
+		if e.Reason == "FailedPreStopHook" {
+			t.Errorf("%s %s: %s %s", e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, e.Message)
+		}
+	}
 	if overlays, _ := filepath.Glob(filepath.Join(dir, "pv*", "*", "disk.qcow2")); len(overlays) != 2 {
 		t.Errorf("overlays after stop: %v, want both kept", overlays)
 	}
