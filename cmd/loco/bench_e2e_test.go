@@ -229,7 +229,7 @@ func TestBench(t *testing.T) {
 		want string
 	}{
 		{"bad threshold expression", []string{"--threshold", "guests_seen =< 1"}, `--threshold: threshold "guests_seen =< 1": write METRIC OP NUMBER`},
-		{"bad scenario name", []string{"--scenario", "warp-speed"}, `no bench plugin serves scenario "warp-speed"; installed scenarios: boot, count, density, input-latency, lan`},
+		{"bad scenario name", []string{"--scenario", "warp-speed"}, `no bench plugin serves scenario "warp-speed"; installed scenarios: boot, count, density, glass-to-glass, input-latency, lan`},
 		{"bad guest counts", []string{"--guests", "1,x"}, `--guests "1,x": write guest counts like 1,3,9`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
