@@ -54,6 +54,26 @@ func next(t *testing.T, c *rfb.Capture) rfb.Update {
 	return rfb.Update{}
 }
 
+// fakeCapture is a capture at depth of a fresh 64x48 fake display filled
+// with 0x336699; everything is closed when the test ends.
+func fakeCapture(t *testing.T, depth rfb.Depth) (context.Context, *rfbtest.Server, *rfb.Capture) {
+	t.Helper()
+	s, err := rfbtest.NewServer(filepath.Join(t.TempDir(), "vnc.sock"), 64, 48)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	s.Fill(0x336699)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	c, err := rfb.DialCapture(ctx, "unix", s.Addr(), depth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return ctx, s, c
+}
+
 func pixel(c *rfb.Capture, x, y int) uint32 {
 	return binary.LittleEndian.Uint32(c.Pixels()[(y*c.Size().W+x)*4:])
 }
@@ -61,19 +81,7 @@ func pixel(c *rfb.Capture, x, y int) uint32 {
 // TestCaptureFollowsTheDisplay: the whole screen at connect, then only the
 // changed rectangle, nothing while the screen is still, and a resize.
 func TestCaptureFollowsTheDisplay(t *testing.T) {
-	s, err := rfbtest.NewServer(filepath.Join(t.TempDir(), "vnc.sock"), 64, 48)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.Fill(0x336699)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	c, err := rfb.DialCapture(ctx, "unix", s.Addr(), rfb.BGRx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, s, c := fakeCapture(t, rfb.BGRx)
 	u := next(t, c)
 	if u.Damage != (rfb.Rect{W: 64, H: 48}) || pixel(c, 63, 47) != 0x336699 {
 		t.Fatalf("first update %+v, pixel %06x", u, pixel(c, 63, 47))
@@ -109,19 +117,7 @@ func TestCaptureFollowsTheDisplay(t *testing.T) {
 // TestCaptureAt16Bits: a capture that asks for RGB565 gets two bytes a
 // pixel, the fake's colours in 565, and updates of changed rectangles.
 func TestCaptureAt16Bits(t *testing.T) {
-	s, err := rfbtest.NewServer(filepath.Join(t.TempDir(), "vnc.sock"), 64, 48)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.Fill(0x336699)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	c, err := rfb.DialCapture(ctx, "unix", s.Addr(), rfb.RGB565)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	_, s, c := fakeCapture(t, rfb.RGB565)
 	next(t, c)
 	if c.Depth() != rfb.RGB565 || len(c.Pixels()) != 64*48*2 {
 		t.Fatalf("depth %v, %d bytes for 64x48", c.Depth(), len(c.Pixels()))
