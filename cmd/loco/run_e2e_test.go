@@ -101,7 +101,11 @@ func TestRunSurvivesItsOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(e.Bin, "run", spec)
+	// A closed terminal is SIGHUP at its default disposition. A test run
+	// started under nohup hands every child SIGHUP ignored, and loco then
+	// rightly keeps it ignored; env resets it, and execs loco under the
+	// same pid.
+	cmd := exec.Command("env", "--default-signal=HUP", e.Bin, "run", spec)
 	cmd.Env = append(os.Environ(), "LOCO_STATE_DIR="+e.StateDir, "XDG_CACHE_HOME="+filepath.Join(e.Dir, "cache"))
 	cmd.Stdout, cmd.Stderr = w, w
 	if err := cmd.Start(); err != nil {
