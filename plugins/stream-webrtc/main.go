@@ -4,6 +4,7 @@ package main
 
 import (
 	"os"
+	"runtime"
 	"syscall"
 
 	"github.com/locolan/loco/plugins/stream-webrtc/streamer"
@@ -17,6 +18,9 @@ func main() {
 			// handed over; on failure the plugin runs as it is.
 			_ = syscall.Exec(exe, os.Args, env)
 		}
+	}
+	if n, ok := goProcs(os.Getenv("GOMAXPROCS")); ok {
+		runtime.GOMAXPROCS(n)
 	}
 	sdk.Serve(streamer.New())
 }

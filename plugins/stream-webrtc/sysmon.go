@@ -48,3 +48,22 @@ func keepSysmonAwake(env []string) ([]string, bool) {
 	}
 	return out, true
 }
+
+// goProcs is the GOMAXPROCS the plugin runs with, and whether to set it:
+// one, unless the user set GOMAXPROCS (theirs wins).
+//
+// Why one: the plugin's heavy work is in libx264 and libyuv, cgo calls
+// that leave their P once they outlast a sysmon tick, so nine encoders
+// still use every core. What runs on the Ps is short Go work between
+// them (a frame read, a hand-off, RTP packets), and with a second P each
+// hand-off wakes a thread that spins, finds nothing and sleeps again:
+// context switches, dear on this nested-virtualised machine. BenchmarkDensity,
+// alternating in one run (9 rounds each): one moving thumbnail 2.3% -> 2.0%
+// of a core, one moving full stream 9.9% -> 9.3%, the grid unchanged at the
+// same frame rates (docs/streaming.md).
+func goProcs(env string) (int, bool) {
+	if env != "" {
+		return 0, false
+	}
+	return 1, true
+}

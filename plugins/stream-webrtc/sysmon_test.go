@@ -34,6 +34,18 @@ func TestKeepSysmonAwake(t *testing.T) {
 	}
 }
 
+func TestGoProcs(t *testing.T) {
+	for _, c := range []struct {
+		env string
+		n   int
+		set bool
+	}{{"", 1, true}, {"4", 0, false}, {"1", 0, false}} {
+		if n, set := goProcs(c.env); n != c.n || set != c.set {
+			t.Errorf("goProcs(%q) = %d, %v; want %d, %v", c.env, n, set, c.n, c.set)
+		}
+	}
+}
+
 // TestPluginReexecsWithSysmonAwake runs the real binary: once started, its
 // own environment has the setting, under the same pid (so go-plugin's
 // handle on the process still holds), and it still serves.
