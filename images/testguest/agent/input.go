@@ -71,6 +71,9 @@ var onPowerButton = powerOff
 // echoed; main sets it to the stream aids' handler.
 var onKeyPress = func(code uint16) {}
 
+// onKeyEvent sees every key event, releases too (typed commands track Shift).
+var onKeyEvent = func(code uint16, value int32) {}
+
 type printer interface {
 	Printf(format string, args ...any)
 }
@@ -130,6 +133,9 @@ func copyEvents(r io.Reader, dev string, out printer) error {
 			// reaction, and a console write can take milliseconds.
 			if ev.Type == evKey && ev.Value == 1 && ev.Code != keyPower {
 				onKeyPress(ev.Code)
+			}
+			if ev.Type == evKey {
+				onKeyEvent(ev.Code, ev.Value)
 			}
 			if line, ok := formatEvent(dev, ev); ok {
 				out.Printf("%s", line)

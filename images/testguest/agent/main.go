@@ -32,6 +32,11 @@ func main() {
 	// console would scroll over its panel.
 	g := newGame(openConsoles(consolePaths[:1]), defaultEnv(), aids.framebuffer)
 	onKeyPress = func(code uint16) { aids.key(code); g.key(code) }
+	a := newAgent(defaultEnv())
+	// Typed commands' lines go to the serial log only, like the game's.
+	kc := newKeyCommands(a, openConsoles(consolePaths[:1]))
+	kc.start()
+	onKeyEvent = kc.event
 	// Input echo goes to the serial console only: on the VGA console every
 	// line scrolled a full screen, which vesafb repaints in software (~90
 	// ms of guest CPU under TCG per key event, and the markers erased).
@@ -46,7 +51,6 @@ func main() {
 			out.Printf("LOCO-ERROR status line: open /dev/tty0: %v", err)
 		}
 	}
-	a := newAgent(defaultEnv())
 	serveControl(controlPath, a, out)
 }
 

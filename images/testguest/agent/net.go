@@ -30,8 +30,9 @@ type netState struct {
 	// frames holds received non-IP frames by type key ("0x8137",
 	// "802.3"), newest last, a bounded number each.
 	frames     map[string][]rawFrame
-	incoming   int // frames from the wire (not sent by this guest)
-	selfEchoes int // incoming frames with this guest's own source MAC
+	frameCount map[string]int // every frame by type key, kept or not
+	incoming   int            // frames from the wire (not sent by this guest)
+	selfEchoes int            // incoming frames with this guest's own source MAC
 	// bcastEchoes counts broadcast ICMP echo requests from the wire: the
 	// kernel's counters mix them with unicast pings.
 	bcastEchoes int
@@ -54,7 +55,7 @@ type udpMsg struct {
 const maxKept = 64
 
 func newNetState() *netState {
-	return &netState{frames: map[string][]rawFrame{}, udp: map[int][]udpMsg{}, udpCount: map[int]int{},
+	return &netState{frames: map[string][]rawFrame{}, frameCount: map[string]int{}, udp: map[int][]udpMsg{}, udpCount: map[int]int{},
 		udpConns: map[int]net.PacketConn{}, tcp: map[int]net.Listener{}}
 }
 
@@ -163,6 +164,7 @@ func (a *agent) sniff(fd int, own net.HardwareAddr) {
 		}
 		if et != 0x0800 && et != 0x0806 && et != 0x86dd {
 			k := frameKey(et)
+			a.net.frameCount[k]++
 			fs := append(a.net.frames[k], rawFrame{src: src.String(), text: printable(f[14:])})
 			if len(fs) > maxKept {
 				fs = fs[len(fs)-maxKept:]
@@ -244,7 +246,7 @@ func (a *agent) rawSend(args string) (string, error) {
 }
 
 // rawRecv: raw-recv TYPE lists the frames of that type received so far:
-// "n=N SRC=TEXT ...".
+// "n=N SRC=TEXT ...". n counts every frame; the list holds the last 64.
 func (a *agent) rawRecv(args string) (string, error) {
 	if args == "" {
 		return "", errors.New("usage: raw-recv TYPE (e.g. 0x8137, 802.3)")
@@ -259,7 +261,7 @@ func (a *agent) rawRecv(args string) (string, error) {
 		return "", errors.New("not listening: send raw-listen first")
 	}
 	fs := a.net.frames[key]
-	out := []string{fmt.Sprintf("n=%d", len(fs))}
+	out := []string{fmt.Sprintf("n=%d", a.net.frameCount[key])}
 	for _, fr := range fs {
 		out = append(out, fr.src+"="+fr.text)
 	}
@@ -344,11 +346,13 @@ func (a *agent) ifaceControl(fd uintptr) error {
 	return nil
 }
 
-// udpSend: udp-send ADDR PORT TEXT [COUNT].
+// udpSend: udp-send ADDR PORT TEXT [COUNT [SIZE]]. SIZE pads each
+// datagram's payload with zero bytes, so a rate can be measured with
+// full-size datagrams that nobody had to type.
 func (a *agent) udpSend(args string) (string, error) {
 	f := strings.Fields(args)
-	if len(f) < 3 || len(f) > 4 {
-		return "", errors.New("usage: udp-send ADDR PORT TEXT [COUNT]")
+	if len(f) < 3 || len(f) > 5 {
+		return "", errors.New("usage: udp-send ADDR PORT TEXT [COUNT [SIZE]]")
 	}
 	ip := net.ParseIP(f[0]).To4()
 	if ip == nil {
@@ -359,10 +363,18 @@ func (a *agent) udpSend(args string) (string, error) {
 		return "", err
 	}
 	count := 1
-	if len(f) == 4 {
+	if len(f) >= 4 {
 		if count, err = strconv.Atoi(f[3]); err != nil || count < 1 || count > 100000 {
 			return "", fmt.Errorf("count %q: 1-100000", f[3])
 		}
+	}
+	payload := []byte(f[2])
+	if len(f) == 5 {
+		size, err := strconv.Atoi(f[4])
+		if err != nil || size < len(payload) || size > 1472 {
+			return "", fmt.Errorf("size %q: %d-1472 bytes (the text, up to one Ethernet frame)", f[4], len(payload))
+		}
+		payload = append(payload, make([]byte, size-len(payload))...)
 	}
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM, 0)
 	if err != nil {
@@ -375,7 +387,7 @@ func (a *agent) udpSend(args string) (string, error) {
 	to := &syscall.SockaddrInet4{Port: port, Addr: [4]byte(ip)}
 	start := time.Now()
 	for i := 0; i < count; i++ {
-		if err := syscall.Sendto(fd, []byte(f[2]), 0, to); err != nil {
+		if err := syscall.Sendto(fd, payload, 0, to); err != nil {
 			if errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.EAGAIN) {
 				time.Sleep(time.Millisecond) // the NIC's queue is full: wait, as a game would
 				i--
