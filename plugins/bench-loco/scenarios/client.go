@@ -3,6 +3,7 @@ package scenarios
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -43,9 +44,23 @@ func (c *client) do(ctx context.Context, method, path, body string) ([]byte, err
 		return nil, fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
+		return nil, &apiError{status: resp.StatusCode, msg: fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))}
 	}
 	return b, nil
+}
+
+// apiError is an answer other than 200, so callers can tell "this cluster
+// has no such plugin" (404) from a failure.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func isStatus(err error, status int) bool {
+	var ae *apiError
+	return errors.As(err, &ae) && ae.status == status
 }
 
 func (c *client) getJSON(ctx context.Context, path string, v any) error {
@@ -63,14 +78,21 @@ func (c *client) getJSON(ctx context.Context, path string, v any) error {
 type lanStatus struct {
 	Drops map[string]uint64 `json:"drops"`
 	Ports []struct {
-		Name      string  `json:"name"`
-		Reachable bool    `json:"reachable"`
-		RTTMillis float64 `json:"rtt_ms"`
-		RxFrames  uint64  `json:"rx_frames"`
-		TxFrames  uint64  `json:"tx_frames"`
-		RxBytes   uint64  `json:"rx_bytes"`
-		TxBytes   uint64  `json:"tx_bytes"`
-		Drops     uint64  `json:"drops"`
+		Instance  int      `json:"instance"`
+		Name      string   `json:"name"`
+		MAC       string   `json:"mac"`
+		IPs       []string `json:"ips"`
+		Reachable bool     `json:"reachable"`
+		RTTMillis float64  `json:"rtt_ms"`
+		RxFrames  uint64   `json:"rx_frames"`
+		TxFrames  uint64   `json:"tx_frames"`
+		RxBytes   uint64   `json:"rx_bytes"`
+		TxBytes   uint64   `json:"tx_bytes"`
+		Drops     uint64   `json:"drops"`
+		// TxByEtherType is what the segment delivered to the guest.
+		TxByEtherType map[string]struct {
+			Frames uint64 `json:"frames"`
+		} `json:"tx_by_ethertype"`
 	} `json:"ports"`
 }
 
