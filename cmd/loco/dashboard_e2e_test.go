@@ -16,6 +16,7 @@ import (
 	"github.com/locolan/loco/core/api/client"
 	"github.com/locolan/loco/core/cluster"
 	"github.com/locolan/loco/internal/testenv"
+	"github.com/locolan/loco/plugins/bench-loco/scenarios"
 )
 
 // streamSpec writes a spec for n test guests with the stream plugin: an
@@ -75,30 +76,14 @@ type streamStat struct {
 	KeyFrames uint64  `json:"key_frames"`
 }
 
-// decodedFPS measures, in the page, how many frames each tile's
-// RTCPeerConnection decoded per second over d.
-const decodedFPS = `(async (ms) => {
-  const tiles = [...loco.tiles.values()];
-  const frames = () => Promise.all(tiles.map(async (t) => {
-    let n = 0;
-    if (t.stream.pc) (await t.stream.pc.getStats()).forEach((s) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'video') n = s.framesDecoded || 0;
-    });
-    return n;
-  }));
-  const a = await frames(), t0 = performance.now();
-  await new Promise((r) => setTimeout(r, ms));
-  const b = await frames(), dt = (performance.now() - t0) / 1000;
-  return tiles.map((t, i) => ({ name: t.name, fps: (b[i] - a[i]) / dt }));
-})`
+// decodedFPS and allLive are the bench plugin's, so the tests and the
+// density scenario measure tiles the same way.
+var decodedFPS, allLive = scenarios.DecodedFPS, scenarios.AllLive
 
 type tileFPS struct {
 	Name string  `json:"name"`
 	FPS  float64 `json:"fps"`
 }
-
-const allLive = `(() => { const t = [...(window.loco ? loco.tiles.values() : [])];
-  return t.length === %d && t.every((x) => x.streamState === 'live'); })()`
 
 // thumbs keeps the /api/streams rows of the thumb variant.
 func thumbs(all []streamStat) []streamStat {

@@ -346,7 +346,11 @@ func startBrowser(ctx context.Context, path string) (context.Context, func(), er
 }
 
 func pageEval[T any](ctx context.Context, expr string) (T, error) {
-	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	return pageEvalFor[T](ctx, expr, 30*time.Second)
+}
+
+func pageEvalFor[T any](ctx context.Context, expr string, timeout time.Duration) (T, error) {
+	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	v, err := chromedp.Run(tctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
 	if err != nil {
