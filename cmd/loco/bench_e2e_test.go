@@ -288,8 +288,12 @@ func TestBenchScenarios(t *testing.T) {
 	}{
 		{"boot", nil, []string{"boot_all_s", "boot_p50_s"}, ""},
 		{"boot", []string{"--warm"}, []string{"boot_all_s", "boot_p50_s"}, ""},
-		{"lan", []string{"--param", "window=4"}, []string{"rtt_p50_ms", "rtt_p95_ms", "segment_drops_per_s"}, ""},
-		{"density", []string{"--param", "window=4"}, []string{"cpu_pct_per_guest", "rss_mib_per_guest", "plugins_cpu_pct", "total_cpu_pct"}, ""},
+		// Two guests: traffic between them, typed into their agents.
+		{"lan", []string{"--guests", "2", "--param", "window=3", "--param", "udp_count=300", "--param", "bcast_count=20", "--param", "pings=10"},
+			[]string{"rtt_p50_ms", "rtt_p95_ms", "segment_drops_per_s", "ping_p50_ms", "udp_pkts_per_s", "udp_mbit_s", "udp_delivered_fraction",
+				"udp_bcast_delivered_fraction", "ipx_bcast_delivered_fraction", "ipx_switch_delivered_fraction"}, ""},
+		// With a stream plugin: the dashboard open, per tile fps.
+		{"density", []string{"--param", "window=4"}, []string{"cpu_pct_per_guest", "rss_mib_per_guest", "plugins_cpu_pct", "total_cpu_pct", "tile_fps", "tile_min_fps"}, glass},
 		{"input-latency", []string{"--param", "trials=5"}, []string{"latency_p50_ms", "latency_p95_ms", "screenshot_p50_ms"}, ""},
 		{"glass-to-glass", []string{"--param", "trials=5", "--param", "idle_trials=1", "--param", "window=3"},
 			[]string{"glass_p50_ms", "glass_p95_ms", "glass_idle_p50_ms", "host_cpu_pct", "guest_cpu_pct", "stream_plugin_cpu_pct", "viewer_kbit_s"}, glass},
@@ -326,6 +330,15 @@ func TestBenchScenarios(t *testing.T) {
 			for _, w := range tc.want {
 				if !found[w] {
 					t.Errorf("no row has %s > 0:\n%s", w, b)
+				}
+			}
+			if tc.scenario == "lan" {
+				// Correctness, not speed: the switch loses no broadcast,
+				// and the raw IPX frames reach the other guest's socket.
+				for _, r := range res.Rows {
+					if r.Labels["guest"] == "all" && (r.Values["ipx_switch_delivered_fraction"] != 1 || r.Values["ipx_bcast_delivered_fraction"] != 1) {
+						t.Errorf("IPX broadcasts not all delivered: %v", r.Values)
+					}
 				}
 			}
 			if len(tc.params) == 1 && tc.params[0] == "--warm" {

@@ -37,10 +37,10 @@ type scenario struct {
 var all = []scenario{
 	{sdk.Scenario{Name: "boot", FreshCluster: true, Needs: []string{sdk.KindNetwork},
 		Description: "Boot, cold (and warm from a snapshot with loco bench --warm): seconds from `loco run` being started until each guest answers the LAN's prober (ARP/ping), as GET /api/lan-status shows it."}, runBoot},
-	{sdk.Scenario{Name: "lan", Needs: []string{sdk.KindNetwork},
-		Description: "The LAN at rest: the prober's round trips to every guest (rtt_ms samples), traffic and drops per second, over a window (param window, default 10s)."}, runLAN},
+	{sdk.Scenario{Name: "lan", Needs: []string{sdk.KindNetwork, sdk.KindInput},
+		Description: "The LAN at rest: the prober's round trips to every guest (rtt_ms samples), traffic and drops per second, over a window (param window, default 10s). Then, with two guests or more, from inside loco's test guests (their agent's commands, typed through the API; the replies read off the LAN's capture): pings and a UDP burst from the first guest to the second (packets/s and Mbit/s on the wire, the share delivered), UDP and IPX (0x8137) broadcasts counted by every other guest and the switch (params udp_count 2000, udp_size 1000, bcast_count 100, pings 50; traffic=off skips this part)."}, runLAN},
 	{sdk.Scenario{Name: "density",
-		Description: "N idle guests: CPU (% of one core) and resident memory per guest and per plugin, and of loco itself, from /metrics over a window (param window, default 10s)."}, runDensity},
+		Description: "N guests: CPU (% of one core) and resident memory per guest and per plugin, and of loco itself, from /metrics over a window (param window, default 10s); with a stream plugin, the dashboard open in headless Chromium and every tile's frames shown per second over the same window (tile_fps; params screen=still or moving (F10 on every guest, the test guest's animation), chromium)."}, runDensity},
 	{sdk.Scenario{Name: "input-latency", Needs: []string{sdk.KindInput},
 		Description: "Input to display on guest 0: a key press through POST /input until a screenshot through the API shows the change (param trials, default 20)."}, runInputLatency},
 	{sdk.Scenario{Name: "glass-to-glass", Needs: []string{sdk.KindStream, sdk.KindInput},
