@@ -259,6 +259,14 @@ func runTraffic(ctx context.Context, c *client, tp trafficParams, st lanStatus, 
 	if err != nil {
 		return nil, err
 	}
+	rcvbuf0, err := counts("udp-stats", "rcvbuf_errors")
+	if err != nil {
+		return nil, err
+	}
+	lan0, err := c.lan(ctx)
+	if err != nil {
+		return nil, err
+	}
 	wire := ag.count(func(f frame) bool { return f.src == from.MAC && f.udpDst == benchUnicastPort })
 	r, err = run(0, fmt.Sprintf("udp-send %s %d loco-bench %d %d", ipv4[to.Name], benchUnicastPort, udpCount, udpSize), 5*time.Minute)
 	if err != nil {
@@ -269,6 +277,14 @@ func runTraffic(ctx context.Context, c *client, tp trafficParams, st lanStatus, 
 		return nil, err
 	}
 	after, err := counts(fmt.Sprintf("udp-recv %d", benchUnicastPort), "n")
+	if err != nil {
+		return nil, err
+	}
+	lan1, err := c.lan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rcvbuf1, err := counts("udp-stats", "rcvbuf_errors")
 	if err != nil {
 		return nil, err
 	}
@@ -285,6 +301,11 @@ func runTraffic(ctx context.Context, c *client, tp trafficParams, st lanStatus, 
 	pair["udp_sender_pkts_per_s"] = float64(udpCount) / (sentMs / 1000)
 	pair["udp_delivered"] = after[1] - before[1]
 	pair["udp_delivered_fraction"] = (after[1] - before[1]) / float64(udpCount)
+	// Where the rest went: the switch's drops over the burst, and the
+	// receiving guest's kernel, whose socket buffer overflowed (its
+	// RcvbufErrors).
+	pair["udp_switch_drops"] = float64(segmentDrops(lan1) - segmentDrops(lan0))
+	pair["udp_rcvbuf_errors"] = rcvbuf1[1] - rcvbuf0[1]
 	rows := []sdk.BenchRow{{Labels: map[string]string{"from": from.Name, "to": to.Name, "traffic": "unicast"}, Values: pair}}
 
 	progress(0.6, fmt.Sprintf("%d UDP and %d IPX broadcasts from %s", bcastCount, bcastCount, from.Name))
@@ -365,4 +386,14 @@ func broadcastRows(names []string, count int, all map[string]float64, udp, ipx, 
 	all["ipx_bcast_delivered_fraction"] = ipxGot / want
 	all["ipx_switch_delivered_fraction"] = swGot / want
 	return rows
+}
+
+// segmentDrops is every frame the switch dropped (a port's drops are
+// among these too).
+func segmentDrops(st lanStatus) uint64 {
+	var n uint64
+	for _, d := range st.Drops {
+		n += d
+	}
+	return n
 }

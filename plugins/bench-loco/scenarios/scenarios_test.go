@@ -333,11 +333,11 @@ func TestColumnsAreThresholds(t *testing.T) {
 	summary(all, "rtt", "ms", []float64{1})
 	summary(all, "tile", "fps", []float64{1})
 	cols := []string{"udp_pkts_per_s", "udp_mbit_s", "udp_sender_pkts_per_s", "udp_delivered_fraction", "udp_delivered", "udp_sent",
-		"udp_on_wire", "udp_size_bytes", "ping_p50_ms", "ping_p99_ms", "ping_max_ms", "ping_loss_fraction", "tile_fps", "tile_min_fps"}
+		"udp_on_wire", "udp_size_bytes", "udp_switch_drops", "udp_rcvbuf_errors", "ping_p50_ms", "ping_p99_ms", "ping_max_ms", "ping_loss_fraction", "tile_fps", "tile_min_fps"}
 	for k := range all {
 		cols = append(cols, k)
 	}
-	units := []string{"_ms", "_s", "_fps", "_fraction", "_pct", "_mib", "_bytes", "_received", "_delivered", "_sent", "_wire", "_peers"}
+	units := []string{"_ms", "_s", "_fps", "_fraction", "_pct", "_mib", "_bytes", "_received", "_delivered", "_sent", "_wire", "_peers", "_drops", "_errors"}
 	for _, c := range cols {
 		r, err := threshold.Parse(c + " >= 0")
 		if err != nil || r.Metric != c {
