@@ -77,6 +77,10 @@ type Machine struct {
 	// Disk is the guest's qcow2 overlay (see CreateOverlay); optional.
 	Disk string
 
+	// Floppy is a raw 1.44 MB image for drive A:, read-only (the guest's
+	// identity floppy, core/identity); optional.
+	Floppy string
+
 	// DiskInterface is "ide" (default) or "virtio".
 	DiskInterface string
 
@@ -255,6 +259,7 @@ func (m Machine) Validate() error {
 	checkPath("kernel", m.Kernel)
 	checkPath("initrd", m.Initrd)
 	checkPath("disk", m.Disk)
+	checkPath("floppy", m.Floppy)
 	checkPath("serial log", m.SerialLog)
 	checkPath("pid file", m.PIDFile)
 	checkSocket("QMP socket", m.QMPSocket)
@@ -367,6 +372,11 @@ func (m Machine) argv() []string {
 		// letting QEMU probe formats is both slower and a known security
 		// hazard with raw images.
 		args = append(args, "-drive", "file="+m.Disk+",format=qcow2,if="+diskIf)
+	}
+	if m.Floppy != "" {
+		// Read-only: nothing the guest does reaches loco's file, and
+		// savevm skips the drive (a raw image holds no snapshot).
+		args = append(args, "-drive", "file="+m.Floppy+",format=raw,if=floppy,readonly=on")
 	}
 
 	if len(m.NetArgs) == 0 {

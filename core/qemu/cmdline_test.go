@@ -114,6 +114,8 @@ func TestArgsFragments(t *testing.T) {
 			[]string{"none,id=snd0"}},
 		{"ide disk by default", func(m *Machine) { m.Disk = "/g/d.qcow2" },
 			[][]string{{"-drive", "file=/g/d.qcow2,format=qcow2,if=ide"}}, nil},
+		{"identity floppy", func(m *Machine) { m.Floppy = "/g/identity.img" },
+			[][]string{{"-drive", "file=/g/identity.img,format=raw,if=floppy,readonly=on"}}, nil},
 		{"default NIC model", func(m *Machine) {
 			m.NetArgs = []string{"--netdev", "socket,id=net0,listen=127.0.0.1:1234"}
 			m.MAC = testMAC
@@ -187,6 +189,7 @@ func TestArgsErrors(t *testing.T) {
 		{"unknown disk interface", func(m *Machine) { m.Disk = "/d"; m.DiskInterface = "scsi" }, []string{`unknown disk interface "scsi"`}},
 		{"relative kernel", func(m *Machine) { m.Kernel = "vmlinuz" }, []string{"kernel", "relative"}},
 		{"relative disk", func(m *Machine) { m.Disk = "d.qcow2" }, []string{"disk", "relative"}},
+		{"relative floppy", func(m *Machine) { m.Floppy = "id.img" }, []string{"floppy", "relative"}},
 		{"relative pid file", func(m *Machine) { m.PIDFile = "q.pid" }, []string{"pid file", "relative"}},
 		{"relative qmp", func(m *Machine) { m.QMPSocket = "q.sock" }, []string{"QMP socket", "relative"}},
 		{"long socket", func(m *Machine) { m.ConsoleSocket = long }, []string{"console socket", "longer than"}},
@@ -260,6 +263,12 @@ func TestArgsAcceptedByQEMU(t *testing.T) {
 		{"console without serial log", func(m *Machine, dir string) { m.SerialLog = "" }},
 		{"vnc tcp", func(m *Machine, dir string) { m.VNC = "127.0.0.1:" + strconv.Itoa(vncDisplay) }},
 		{"two cpus", func(m *Machine, dir string) { m.CPUs = 2 }},
+		{"floppy", func(m *Machine, dir string) {
+			m.Floppy = filepath.Join(dir, "identity.img")
+			if err := os.WriteFile(m.Floppy, make([]byte, 1474560), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
 	}
 	for _, nic := range NICModels {
 		variants = append(variants, variant{"nic " + nic, func(m *Machine, dir string) { m.NICModel = nic }})
