@@ -52,8 +52,26 @@ func TestDeadGuestRemovedOnFind(t *testing.T) {
 	}
 	defer c.Close()
 	nctx := namespaces.WithNamespace(ctx, "dead-test")
-	if cs, _ := c.Containers(nctx); len(cs) != 1 {
+	cs, _ := c.Containers(nctx)
+	if len(cs) != 1 {
 		t.Fatalf("%d containers after the unwatched death, want the dead one", len(cs))
+	}
+	// QEMU is gone before its shim has told containerd: until then the
+	// task still reads "running", which is a different case (a container
+	// that runs but whose QMP does not answer). Wait for the stopped task
+	// this test is about.
+	task, err := cs[0].Task(nctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st, err := task.Status(nctx)
+		if err == nil && st.Status == containerd.Stopped {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("containerd still reports the task %v (%v) 30 s after QEMU died", st.Status, err)
+		}
 	}
 	if _, ok, err := New(log, cfg).Find(ctx, pg); ok || err != nil {
 		t.Fatalf("Find of a dead guest: ok=%v err=%v", ok, err)
